@@ -1,0 +1,227 @@
+"""Face tracking: MediaPipe face mesh landmarks, stable face ids and head pose per frame."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from types import TracebackType
+
+import mediapipe as mp
+import numpy as np
+
+from .frame import as_rgb8
+from .pose import HeadPose, PoseEstimator
+
+MIN_IMAGE_SIDE = 32
+"""Images with a side shorter than this hold no usable face (and MediaPipe may crash on 1x1)."""
+
+# Eye corners (outer, inner) of the face mesh; their midpoints do not move with gaze.
+_EYE_CORNERS = ((33, 133), (362, 263))
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass
+class TrackerOptions:
+    """How a FaceTracker finds and follows faces."""
+
+    max_faces: int = 4
+    refine_landmarks: bool = True
+    """True: 478 points with iris; False: 468."""
+    static_images: bool = False
+    """True: detect on every frame (unrelated photos); False: track from frame to frame."""
+    min_detection_confidence: float = 0.5
+    min_tracking_confidence: float = 0.5
+    min_match_iou: float = 0.3
+    """Box IoU with a face of the previous frame needed to keep its id."""
+    focal_length: float | None = None
+    """Camera focal length in pixels for head pose; None = max(width, height)."""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first option that is out of range."""
+        if isinstance(self.max_faces, bool) or not isinstance(self.max_faces, int):
+            raise ValueError(f"max_faces must be an integer, got {self.max_faces!r}")
+        if self.max_faces < 1:
+            raise ValueError(f"max_faces must be at least 1, got {self.max_faces}")
+        for name in ("refine_landmarks", "static_images"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        for name in ("min_detection_confidence", "min_tracking_confidence"):
+            value = getattr(self, name)
+            if not _is_number(value) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+        if not _is_number(self.min_match_iou) or not 0.0 < self.min_match_iou <= 1.0:
+            raise ValueError(
+                f"min_match_iou must be a number in (0, 1], got {self.min_match_iou!r}"
+            )
+        if self.focal_length is not None and (
+            not _is_number(self.focal_length) or not self.focal_length > 0
+        ):
+            raise ValueError(
+                f"focal_length must be None or a positive number of pixels, got "
+                f"{self.focal_length!r}"
+            )
+
+
+@dataclass
+class Face:
+    """One tracked face in one frame.
+
+    ``landmarks`` is (478, 3) float32 (468 without refine_landmarks): x, y in frame pixels and z
+    MediaPipe's relative depth scaled by the frame width (smaller = nearer the camera). Points
+    may lie outside the frame when the face is cut by its border. ``box`` (x0, y0, x1, y1) is
+    the landmarks' bounding box in pixels, not clipped to the frame.
+    """
+
+    id: int
+    landmarks: np.ndarray
+    box: Box
+    pose: HeadPose
+
+    @property
+    def center(self) -> tuple[float, float]:
+        """Centre of the box, pixels."""
+        x0, y0, x1, y1 = self.box
+        return (x0 + x1) / 2.0, (y0 + y1) / 2.0
+
+    @property
+    def size(self) -> float:
+        """Longer side of the box, pixels: the scale to size effects by."""
+        x0, y0, x1, y1 = self.box
+        return max(x1 - x0, y1 - y0)
+
+    @property
+    def inter_ocular(self) -> float:
+        """Distance between the eye centres (midpoints of each eye's corners), pixels."""
+        (a, b), (c, d) = _EYE_CORNERS
+        left = (self.landmarks[a, :2] + self.landmarks[b, :2]) / 2.0
+        right = (self.landmarks[c, :2] + self.landmarks[d, :2]) / 2.0
+        return float(np.linalg.norm(right - left))
+
+
+class FaceTracker:
+    """Finds faces in RGB frames and follows them with stable ids.
+
+    Ids are matched from frame to frame by box overlap, so they survive MediaPipe returning
+    faces in another order; a face that is lost keeps its id never again (ids only grow, per
+    tracker). Use as a context manager, or call close(), to free the MediaPipe graph.
+    """
+
+    def __init__(self, options: TrackerOptions | None = None) -> None:
+        self.options = replace(options) if options is not None else TrackerOptions()
+        self.options.validate()
+        self._pose = PoseEstimator(focal_length=self.options.focal_length)
+        self._mesh = mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=self.options.static_images,
+            max_num_faces=self.options.max_faces,
+            refine_landmarks=self.options.refine_landmarks,
+            min_detection_confidence=self.options.min_detection_confidence,
+            min_tracking_confidence=self.options.min_tracking_confidence,
+        )
+        self._previous: list[Face] = []
+        self._next_id = 0
+
+    def track(self, image: np.ndarray) -> list[Face]:
+        """Faces in an RGB uint8 HxWx3 image (other layouts are converted), sorted by id.
+
+        Frames are taken as consecutive frames of one video unless static_images is set; call
+        reset() at a scene cut. A frame without faces ends every current track.
+        """
+        if self._mesh is None:
+            raise ValueError("FaceTracker is closed")
+        image = as_rgb8(image, "image")
+        height, width = image.shape[:2]
+        if min(height, width) < MIN_IMAGE_SIDE:
+            self._previous = []
+            return []
+        result = self._mesh.process(image)
+        scale = np.array([width, height, width], dtype=np.float32)
+        all_landmarks = [
+            np.array([(p.x, p.y, p.z) for p in face.landmark], dtype=np.float32) * scale
+            for face in result.multi_face_landmarks or []
+        ]
+        boxes = [_landmark_box(landmarks) for landmarks in all_landmarks]
+        matches = match_boxes(
+            [face.box for face in self._previous], boxes, self.options.min_match_iou
+        )
+        faces = []
+        for landmarks, box, match in zip(all_landmarks, boxes, matches, strict=True):
+            if match is None:
+                face_id, previous_pose = self._next_id, None
+                self._next_id += 1
+            else:
+                face_id, previous_pose = self._previous[match].id, self._previous[match].pose
+            pose = self._pose.estimate(landmarks, (width, height), previous_pose)
+            faces.append(Face(id=face_id, landmarks=landmarks, box=box, pose=pose))
+        faces.sort(key=lambda face: face.id)
+        self._previous = faces
+        return faces
+
+    def reset(self) -> None:
+        """Forget all tracks and MediaPipe's tracking state (a scene cut): faces get new ids."""
+        if self._mesh is not None:
+            self._mesh.reset()
+        self._previous = []
+
+    def close(self) -> None:
+        """Free the MediaPipe graph. Idempotent."""
+        if self._mesh is not None:
+            self._mesh.close()
+            self._mesh = None
+        self._previous = []
+
+    def __enter__(self) -> FaceTracker:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def box_iou(a: Box, b: Box) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes; 0 when either is empty."""
+    width = min(a[2], b[2]) - max(a[0], b[0])
+    height = min(a[3], b[3]) - max(a[1], b[1])
+    if width <= 0 or height <= 0:
+        return 0.0
+    inter = width * height
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def match_boxes(previous: list[Box], current: list[Box], min_iou: float) -> list[int | None]:
+    """For each current box, the index of the previous box it continues, or None.
+
+    Greedy on IoU, best pair first, each box used once; pairs below ``min_iou`` never match.
+    Greedy is enough for the few, rarely overlapping faces of a frame.
+    """
+    pairs = sorted(
+        ((box_iou(p, c), i, j) for i, p in enumerate(previous) for j, c in enumerate(current)),
+        key=lambda pair: (-pair[0], pair[1], pair[2]),
+    )
+    matches: list[int | None] = [None] * len(current)
+    used: set[int] = set()
+    for iou, i, j in pairs:
+        if iou < min_iou:
+            break
+        if i not in used and matches[j] is None:
+            matches[j] = i
+            used.add(i)
+    return matches
+
+
+def _landmark_box(landmarks: np.ndarray) -> Box:
+    x0, y0 = landmarks[:, :2].min(axis=0)
+    x1, y1 = landmarks[:, :2].max(axis=0)
+    return float(x0), float(y0), float(x1), float(y1)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -1,0 +1,179 @@
+"""Typed, ranged effect parameters: parsed from manifests, validated on every change.
+
+A parameter value always has a canonical Python form (float, int, bool, "#rrggbb"
+string or enum choice) and a GLSL uniform form (float, int, bool, vec3 in sRGB [0, 1],
+int index), so the CLI, the Python API and the shaders agree on one meaning.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ParameterError
+
+PARAM_TYPES = ("float", "int", "bool", "color", "enum")
+
+_NAMED_COLORS = {
+    "black": "#000000",
+    "white": "#ffffff",
+    "red": "#d0021b",
+    "crimson": "#a3122f",
+    "pink": "#e75480",
+    "nude": "#c8937a",
+    "coral": "#f26b5b",
+    "plum": "#6e2346",
+    "brown": "#5b3a29",
+    "blonde": "#d8b26e",
+    "blue": "#2a5bd7",
+}
+_HEX = re.compile(r"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
+
+
+def parse_color(value: Any) -> str:
+    """Return ``value`` as a canonical ``#rrggbb`` string.
+
+    Accepts ``#rgb``, ``#rrggbb`` (the ``#`` optional), a few names (``crimson``,
+    ``nude``...) and an (r, g, b) sequence of floats in [0, 1].
+    """
+    if isinstance(value, str):
+        text = _NAMED_COLORS.get(value.strip().lower(), value.strip())
+        match = _HEX.match(text)
+        if not match:
+            raise ValueError(f"not a colour: {value!r} (use #rrggbb, #rgb or a name)")
+        digits = match.group(1)
+        if len(digits) == 3:
+            digits = "".join(c * 2 for c in digits)
+        return "#" + digits.lower()
+    if isinstance(value, (tuple, list)) and len(value) == 3:
+        channels = [float(c) for c in value]
+        if not all(0.0 <= c <= 1.0 for c in channels):
+            raise ValueError(f"colour channels must be in [0, 1], got {value!r}")
+        return "#" + "".join(f"{round(c * 255):02x}" for c in channels)
+    raise ValueError(f"not a colour: {value!r}")
+
+
+def color_to_rgb(color: str) -> tuple[float, float, float]:
+    """``#rrggbb`` to sRGB floats in [0, 1]."""
+    return tuple(int(color[i : i + 2], 16) / 255.0 for i in (1, 3, 5))  # type: ignore[return-value]
+
+
+def _parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if isinstance(value, str) and value.strip().lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter as declared in an effect manifest."""
+
+    name: str
+    type: str
+    default: Any
+    min: float | None = None
+    max: float | None = None
+    step: float | None = None
+    choices: tuple[str, ...] = ()
+    label: str = ""
+    description: str = ""
+    effect: str = field(default="", compare=False)
+
+    @classmethod
+    def from_manifest(cls, effect: str, name: str, entry: dict[str, Any]) -> ParamSpec:
+        """Build and check a spec from its manifest entry; errors name effect and param."""
+        where = f"effect {effect!r}, parameter {name!r}"
+        if not isinstance(entry, dict):
+            raise ParameterError(f"{where}: expected an object, got {type(entry).__name__}")
+        known = {"type", "default", "min", "max", "step", "choices", "label", "description"}
+        unknown = sorted(set(entry) - known)
+        if unknown:
+            raise ParameterError(f"{where}: unknown keys {unknown}")
+        kind = entry.get("type")
+        if kind not in PARAM_TYPES:
+            raise ParameterError(f"{where}: type must be one of {PARAM_TYPES}, got {kind!r}")
+        if "default" not in entry:
+            raise ParameterError(f"{where}: missing 'default'")
+        choices = tuple(entry.get("choices", ()))
+        if kind == "enum" and not choices:
+            raise ParameterError(f"{where}: an enum needs a non-empty 'choices' list")
+        spec = cls(
+            name=name,
+            type=kind,
+            default=entry["default"],
+            min=entry.get("min"),
+            max=entry.get("max"),
+            step=entry.get("step"),
+            choices=choices,
+            label=str(entry.get("label", name)),
+            description=str(entry.get("description", "")),
+            effect=effect,
+        )
+        if spec.min is not None and spec.max is not None and spec.min > spec.max:
+            raise ParameterError(f"{where}: min {spec.min} is greater than max {spec.max}")
+        # The default itself must be valid: a manifest cannot ship a broken default.
+        object.__setattr__(spec, "default", spec.validate(spec.default))
+        return spec
+
+    def validate(self, value: Any) -> Any:
+        """Return ``value`` in canonical form or raise ParameterError saying why."""
+        where = f"effect {self.effect!r}, parameter {self.name!r}"
+        try:
+            if self.type == "float":
+                if isinstance(value, bool):
+                    raise ValueError(f"expected a number, got {value!r}")
+                result: Any = float(value)
+                if not math.isfinite(result):
+                    raise ValueError(f"expected a finite number, got {value!r}")
+            elif self.type == "int":
+                if isinstance(value, bool):
+                    raise ValueError(f"expected an integer, got {value!r}")
+                as_float = float(value)
+                if not as_float.is_integer():
+                    raise ValueError(f"expected an integer, got {value!r}")
+                result = int(as_float)
+            elif self.type == "bool":
+                result = _parse_bool(value)
+            elif self.type == "color":
+                result = parse_color(value)
+            else:
+                if value not in self.choices:
+                    raise ValueError(f"expected one of {list(self.choices)}, got {value!r}")
+                result = value
+        except (TypeError, ValueError) as exc:
+            raise ParameterError(f"{where}: {exc}") from None
+        if self.type in ("float", "int"):
+            if self.min is not None and result < self.min:
+                raise ParameterError(f"{where}: {result} is below the minimum {self.min}")
+            if self.max is not None and result > self.max:
+                raise ParameterError(f"{where}: {result} is above the maximum {self.max}")
+        return result
+
+    def uniform(self, value: Any) -> Any:
+        """The value as the shader uniform ``u_<name>`` receives it."""
+        if self.type == "color":
+            return color_to_rgb(value)
+        if self.type == "enum":
+            return self.choices.index(value)
+        return value
+
+    def describe(self) -> str:
+        """One line for ``arfx effects``: type, range, default."""
+        if self.type in ("float", "int"):
+            low = "-inf" if self.min is None else f"{self.min:g}"
+            high = "inf" if self.max is None else f"{self.max:g}"
+            kind = f"{self.type} [{low}, {high}]"
+        elif self.type == "enum":
+            kind = "enum {" + ", ".join(self.choices) + "}"
+        else:
+            kind = self.type
+        text = f"{self.name}: {kind} = {self.default}"
+        return text + (f"  ({self.description})" if self.description else "")

@@ -1,0 +1,318 @@
+"""The ``arfx`` command: render, webcam, demo, effects, info, eval.
+
+Exit codes: 0 success; 1 failed with a clear error, no output written; 2 bad command
+line; 3 failed part-way, what was rendered kept (playable) as ``NAME.partial.EXT``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+
+
+def _session_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--effect",
+        "-e",
+        action="append",
+        metavar="NAME[:KEY=VALUE,...]",
+        help="effect to apply, repeatable (default: lipstick), e.g. lipstick:color=#a3122f",
+    )
+    parser.add_argument("--max-faces", type=int, default=4, help="most faces tracked (1-8)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument(
+        "--effect-path", action="append", default=[], help="extra folder of effect plugins"
+    )
+
+
+def _make_session(args: argparse.Namespace, **extra: object):
+    from .session import Session, SessionOptions
+
+    options = SessionOptions(
+        max_faces=args.max_faces,
+        device=args.device,
+        effect_paths=tuple(args.effect_path),
+        **extra,  # type: ignore[arg-type]
+    )
+    return Session(args.effect or ["lipstick"], options)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="arfx", description="Augmented-reality effects on faces in video."
+    )
+    parser.add_argument("--version", action="version", version=f"arfx {__version__}")
+    parser.add_argument("--verbose", "-v", action="store_true", help="log more")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    render = commands.add_parser("render", help="apply effects to a video or image file")
+    render.add_argument("input", type=Path)
+    render.add_argument("output", type=Path)
+    _session_args(render)
+    render.add_argument("--no-progress", action="store_true")
+    render.add_argument(
+        "--discard-partial",
+        action="store_true",
+        help="on failure delete what was rendered instead of keeping NAME.partial.EXT",
+    )
+
+    demo = commands.add_parser(
+        "demo", help="render the bundled astronaut portrait moving along a head path"
+    )
+    demo.add_argument("output", type=Path, nargs="?", default=Path("arfx-demo.mp4"))
+    demo.add_argument("--frames", type=int, default=120)
+    demo.add_argument("--png", type=Path, help="also save the middle frame as PNG")
+    _session_args(demo)
+
+    webcam = commands.add_parser("webcam", help="live effects on a camera, in a window")
+    webcam.add_argument("--camera", default="0", help="camera index or device path")
+    webcam.add_argument("--width", type=int)
+    webcam.add_argument("--height", type=int)
+    webcam.add_argument("--record", type=Path, help="also write the output to this video")
+    webcam.add_argument("--frames", type=int, help="stop after this many frames")
+    webcam.add_argument("--no-preview", action="store_true", help="no window (with --record)")
+    _session_args(webcam)
+
+    effects = commands.add_parser("effects", help="list effects and their parameters")
+    effects.add_argument("--effect-path", action="append", default=[])
+    effects.add_argument("--json", action="store_true")
+
+    commands.add_parser("info", help="versions, GL renderer, ONNX Runtime providers")
+
+    evaluate = commands.add_parser("eval", help="accuracy evaluations")
+    tasks = evaluate.add_subparsers(dest="task", required=True)
+    parsing = tasks.add_parser("parsing", help="per-class IoU on CelebAMask-format pairs")
+    parsing.add_argument("--data", type=Path, required=True, help="folder with images/, masks/")
+    parsing.add_argument("--limit", type=int, help="only the first N pairs")
+    parsing.add_argument("--json", type=Path, help="also write the report as JSON here")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="arfx: %(levelname)s: %(message)s",
+    )
+    from .errors import ArfxError
+
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("arfx: interrupted", file=sys.stderr)
+        return 130
+    except ArfxError as exc:
+        print(f"arfx: error: {exc}", file=sys.stderr)
+        partial = getattr(exc, "partial", None)
+        if partial is not None:
+            print(f"arfx: what was rendered is kept in {partial}", file=sys.stderr)
+            return EXIT_PARTIAL
+        return EXIT_FAILED
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    extra = {"static_images": True} if _is_image(args.input) else {}
+    with _make_session(args, **extra) as session:
+        report = session.render(
+            args.input,
+            args.output,
+            progress=not args.no_progress,
+            keep_partial=not args.discard_partial,
+        )
+    print(
+        f"{args.output}: {report.frames} frames ({report.frames_with_faces} with faces) "
+        f"in {report.seconds:.1f}s, {report.fps:.1f} fps"
+    )
+    for name, count in report.effect_failures.items():
+        print(f"warning: effect {name!r} failed on {count} frames", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .sources import HeadPathSource
+
+    source = HeadPathSource.astronaut(frames=args.frames)
+    with _make_session(args) as session:
+        report = session.render(source, args.output, progress=True)
+        if args.png:
+            import cv2
+
+            frames = list(HeadPathSource.astronaut(frames=args.frames))
+            middle = frames[len(frames) // 2]
+            session.analyze(middle.image)  # let the tracker settle on this frame
+            out = session.process(middle.image)
+            cv2.imwrite(str(args.png), cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
+            print(f"{args.png}: frame {middle.index}")
+    print(
+        f"{args.output}: {report.frames} frames ({report.frames_with_faces} with faces) "
+        f"in {report.seconds:.1f}s, {report.fps:.1f} fps"
+    )
+    return EXIT_OK
+
+
+def cmd_webcam(args: argparse.Namespace) -> int:
+    from fractions import Fraction
+
+    from .sinks import PreviewClosed, PreviewSink, VideoFileSink
+    from .sources import WebcamSource
+
+    camera: int | str = int(args.camera) if args.camera.isdigit() else args.camera
+    if args.no_preview and not args.record:
+        print("arfx: error: --no-preview needs --record", file=sys.stderr)
+        return EXIT_USAGE
+    source = WebcamSource(camera, width=args.width, height=args.height)
+    preview = None if args.no_preview else PreviewSink("arfx webcam (q to quit)")
+    record: VideoFileSink | None = None
+    count = 0
+    try:
+        with _make_session(args) as session:
+            for frame in session.stream(source):
+                if preview is not None:
+                    preview.write(frame)
+                if args.record:
+                    if record is None:  # sized from the first real frame, not the driver's claim
+                        record = VideoFileSink(
+                            args.record,
+                            width=frame.width,
+                            height=frame.height,
+                            fps=source.fps or Fraction(30),
+                            time_base=frame.time_base,
+                        )
+                    record.write(frame)
+                count += 1
+                if args.frames and count >= args.frames:
+                    break
+    except PreviewClosed:
+        pass
+    except BaseException:
+        if record is not None and (partial := record.abort()) is not None:
+            print(f"arfx: recording kept in {partial}", file=sys.stderr)
+        raise
+    finally:
+        if preview is not None:
+            preview.close()
+    if record is not None:
+        record.close()
+        print(f"{args.record}: recorded", file=sys.stderr)
+    print(f"{count} frames", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_effects(args: argparse.Namespace) -> int:
+    from .registry import EffectRegistry
+
+    registry = EffectRegistry(args.effect_path)
+    specs = [registry.spec(name) for name in registry.names()]
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    spec.name: {
+                        "version": spec.version,
+                        "description": spec.description,
+                        "folder": str(spec.folder),
+                        "masks": list(spec.masks),
+                        "params": {
+                            p.name: {
+                                "type": p.type,
+                                "default": p.default,
+                                "min": p.min,
+                                "max": p.max,
+                                "choices": list(p.choices),
+                                "description": p.description,
+                            }
+                            for p in spec.params.values()
+                        },
+                    }
+                    for spec in specs
+                },
+                indent=2,
+            )
+        )
+        return EXIT_OK
+    for spec in specs:
+        print(f"{spec.name} {spec.version}: {spec.description}")
+        print(f"  folder: {spec.folder}")
+        for param in spec.params.values():
+            print(f"  {param.describe()}")
+    return EXIT_OK
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import importlib.metadata as metadata
+
+    from .compositor import create_context
+    from .inference import available_providers, select_providers
+    from .resources import builtin_effects_dir, shaders_dir
+
+    print(f"arfx {__version__}, Python {platform.python_version()} on {platform.platform()}")
+    for package in ("numpy", "mediapipe", "opencv-contrib-python", "moderngl", "av"):
+        try:
+            print(f"  {package} {metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            print(f"  {package} not installed")
+    for package in ("onnxruntime-gpu", "onnxruntime"):
+        try:
+            print(f"  {package} {metadata.version(package)}")
+            break
+        except metadata.PackageNotFoundError:
+            continue
+    try:
+        ctx = create_context("egl")
+        print(f"OpenGL (EGL): {ctx.info['GL_RENDERER']}, {ctx.info['GL_VERSION']}")
+        ctx.release()
+    except Exception as exc:  # noqa: BLE001 - info must report, not fail
+        print(f"OpenGL (EGL): unavailable: {exc}")
+    print(f"ONNX Runtime providers available: {', '.join(available_providers())}")
+    print(f"ONNX Runtime providers for device=auto: {', '.join(select_providers('auto'))}")
+    print(f"built-in effects: {builtin_effects_dir()}")
+    print(f"shared shaders: {shaders_dir()}")
+    return EXIT_OK
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate_parsing
+    from .progress import Progress
+
+    bar = Progress("eval parsing")
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.count)
+
+    report = evaluate_parsing(args.data, limit=args.limit, progress=progress)
+    bar.close()
+    print(report.table())
+    if args.json:
+        args.json.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return EXIT_OK
+
+
+def _is_image(path: Path) -> bool:
+    from .session import IMAGE_SUFFIXES
+
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+COMMANDS = {
+    "render": cmd_render,
+    "demo": cmd_demo,
+    "webcam": cmd_webcam,
+    "effects": cmd_effects,
+    "info": cmd_info,
+    "eval": cmd_eval,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

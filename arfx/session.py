@@ -1,0 +1,382 @@
+"""``arfx.Session``: the pipeline a user embeds.
+
+Data flows top to bottom, one frame at a time::
+
+    source -> FaceTracker -> MeshMasks -> effect hooks -> Compositor -> sink
+
+A Session owns one tracker, one GL context and the compiled effect programs, and reuses
+them for every frame. Thread safety: ``process``, ``analyze``, ``stream``, ``render`` and
+``close`` take an internal lock, so a Session may be shared between threads but works on
+one frame at a time (frames from two threads interleave; each call gets its own result).
+``Effect.set`` and ``Session.set`` may be called from any thread at any time; the change
+applies from the next frame. For parallel work, use one Session per thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .compositor import Compositor
+from .effect import Effect, FrameContext
+from .errors import ArfxError, EffectError, SinkError
+from .frame import Frame, as_rgb8
+from .inference import DEVICES, select_providers
+from .masks import MESH_MASKS, MeshMasks
+from .progress import Progress
+from .registry import EffectLike, EffectRegistry
+from .sinks import Sink, VideoFileSink
+from .sources import ImageSource, Source, VideoFileSource
+from .tracking import Face, FaceTracker, TrackerOptions
+
+log = logging.getLogger("arfx")
+
+
+class RenderError(ArfxError):
+    """A render stopped part-way. ``partial`` is the playable file kept, if any."""
+
+    def __init__(self, message: str, *, partial: Path | None, frames: int) -> None:
+        super().__init__(message)
+        self.partial = partial
+        self.frames = frames
+
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm"})
+
+
+@dataclass
+class SessionOptions:
+    """Every setting of a Session, typed and defaulted in one place."""
+
+    max_faces: int = 4
+    """Most faces tracked per frame (MediaPipe face mesh)."""
+    device: str = "auto"
+    """Where models run: "auto" (TensorRT, CUDA, then CPU), "cpu" or "cuda"."""
+    static_images: bool = False
+    """Detect faces in every frame instead of tracking; for unrelated photos."""
+    min_detection_confidence: float = 0.5
+    min_tracking_confidence: float = 0.5
+    focal_length: float | None = None
+    """Camera focal length in pixels for head pose; None = max(width, height)."""
+    gl_backend: str | None = "egl"
+    """moderngl context backend: "egl" renders headless; None lets moderngl choose."""
+    effect_paths: tuple[str | Path, ...] = ()
+    """Extra folders of effect plugins, searched after the built-in ones."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_faces, int) or not 1 <= self.max_faces <= 8:
+            raise ArfxError(f"max_faces must be an integer in [1, 8], got {self.max_faces!r}")
+        if self.device not in DEVICES:
+            raise ArfxError(f"device must be one of {DEVICES}, got {self.device!r}")
+
+    def tracker_options(self) -> TrackerOptions:
+        return TrackerOptions(
+            max_faces=self.max_faces,
+            static_images=self.static_images,
+            min_detection_confidence=self.min_detection_confidence,
+            min_tracking_confidence=self.min_tracking_confidence,
+            focal_length=self.focal_length,
+        )
+
+
+@dataclass
+class RenderReport:
+    """What ``Session.render`` did."""
+
+    source: str
+    output: Path | None
+    frames: int
+    frames_with_faces: int
+    seconds: float
+    effect_failures: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+class Session:
+    """Tracks faces and composites effects onto frames, files and live sources.
+
+    >>> with arfx.Session(["lipstick:color=#a3122f"]) as session:
+    ...     out = session.process(rgb_frame)
+    """
+
+    def __init__(
+        self,
+        effects: Sequence[EffectLike] = ("lipstick",),
+        options: SessionOptions | None = None,
+        *,
+        max_faces: int | None = None,
+        device: str | None = None,
+    ) -> None:
+        options = options or SessionOptions()
+        if max_faces is not None:
+            options = replace(options, max_faces=max_faces)
+        if device is not None:
+            options = replace(options, device=device)
+        self.options = options
+        self.providers = select_providers(options.device)
+        self.registry = EffectRegistry(options.effect_paths)
+        self.effects: list[Effect] = self.registry.resolve_all(list(effects))
+        for effect in self.effects:
+            missing = [m for m in effect.spec.masks if m not in MESH_MASKS]
+            if missing:
+                raise EffectError(
+                    f"effect {effect.name!r} needs masks {missing} that this session cannot "
+                    f"provide (available: {', '.join(MESH_MASKS)})"
+                )
+        self.effect_failures: dict[str, int] = {}
+        self._lock = threading.RLock()
+        self._index = 0
+        self._tracker = FaceTracker(options.tracker_options())
+        self._masks = MeshMasks()
+        try:
+            self._compositor = Compositor(backend=options.gl_backend)
+            for effect in self.effects:  # compile now: a broken shader fails here, by name
+                self._compositor.prepare(effect)
+                effect.load_hooks()
+        except BaseException:
+            self._tracker.close()
+            if hasattr(self, "_compositor"):
+                self._compositor.close()
+            raise
+        self._closed = False
+
+    # -- configuration -------------------------------------------------------------------
+
+    def effect(self, name: str) -> Effect:
+        """The first effect of this session called ``name``."""
+        for effect in self.effects:
+            if effect.name == name:
+                return effect
+        raise EffectError(
+            f"no effect {name!r} in this session (has: {[e.name for e in self.effects]})"
+        )
+
+    def set(self, name: str, **params: Any) -> None:
+        """Change an effect's parameters; applies from the next frame, from any thread."""
+        self.effect(name).set(**params)
+
+    @property
+    def gl_renderer(self) -> str:
+        return self._compositor.renderer
+
+    # -- per frame -----------------------------------------------------------------------
+
+    def analyze(self, image: np.ndarray) -> list[Face]:
+        """Faces in ``image`` (ids stable across calls while a face stays in view)."""
+        with self._lock:
+            self._check_open()
+            return self._tracker.track(as_rgb8(image, "image"))
+
+    def process(self, image: np.ndarray) -> np.ndarray:
+        """Apply the effects to one frame; returns a new array of the same shape and dtype.
+
+        Grayscale in gives grayscale out, RGBA keeps its alpha. A frame with no face
+        comes back bit-identical.
+        """
+        with self._lock:
+            self._check_open()
+            rgb = as_rgb8(image, "image")
+            out, _ = self._apply(rgb)
+            if out is rgb:
+                return image.copy()
+            return _restore_layout(out, image)
+
+    def stream(self, source: Source) -> Iterator[Frame]:
+        """Yield processed frames from a (live or file) source, keeping their timestamps."""
+        with source:
+            for frame in source:
+                with self._lock:
+                    self._check_open()
+                    out, _ = self._apply(frame.image, frame.index)
+                yield frame.with_image(out)
+
+    def render(
+        self,
+        src: str | Path | Source,
+        dst: str | Path | Sink,
+        *,
+        progress: bool = True,
+        keep_partial: bool = True,
+    ) -> RenderReport:
+        """Render a whole video (or image) file to ``dst``.
+
+        Video outputs are H.264 with the input's frame rate, timestamps and audio. The
+        output appears under its final name only when complete; on an error what was
+        rendered is kept as ``NAME.partial.EXT`` (playable) or removed, and the error
+        names the input file and frame.
+        """
+        with self._lock:
+            self._check_open()
+            self._tracker.reset()
+            source = src if isinstance(src, Source) else open_source(src)
+            with source:
+                sink = dst if isinstance(dst, Sink) else open_sink(dst, source, keep_partial)
+                output = None if isinstance(dst, Sink) else Path(dst)
+                report = RenderReport(source.name, output, 0, 0, 0.0)
+                failures_before = dict(self.effect_failures)
+                bar = Progress(Path(source.name).name, source.frame_count, enabled=progress)
+                try:
+                    with bar:
+                        for frame in source:
+                            out, faces = self._apply(frame.image, frame.index)
+                            sink.write(frame.with_image(out))
+                            report.frames += 1
+                            report.frames_with_faces += bool(faces)
+                            bar.update()
+                    sink.close()
+                except BaseException as exc:
+                    partial = sink.abort() if isinstance(sink, VideoFileSink) else None
+                    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                        if partial is not None:
+                            log.warning("interrupted: what was rendered is in %s", partial)
+                        raise
+                    where = f"{source.name}: frame {report.frames}"
+                    message = (
+                        str(exc)
+                        if isinstance(exc, ArfxError)
+                        else (f"{where}: {type(exc).__name__}: {exc}")
+                    )
+                    raise RenderError(message, partial=partial, frames=report.frames) from exc
+                report.seconds = bar.elapsed
+                report.effect_failures = {
+                    k: v - failures_before.get(k, 0)
+                    for k, v in self.effect_failures.items()
+                    if v > failures_before.get(k, 0)
+                }
+                return report
+
+    def _apply(self, rgb: np.ndarray, index: int | None = None) -> tuple[np.ndarray, list[Face]]:
+        """Track and composite one RGB frame; returns ``rgb`` itself when nothing is drawn."""
+        if index is None:
+            index = self._index
+        self._index = index + 1
+        faces = self._tracker.track(rgb)
+        if not faces or not self.effects:
+            return rgb, faces
+        needed = sorted({m for effect in self.effects for m in effect.spec.masks})
+        masks = self._masks.build(faces, rgb.shape[:2], needed)
+        context = FrameContext(image=rgb, faces=faces, masks=masks, index=index)
+        passes = []
+        for effect in self.effects:
+            try:
+                passes.append((effect, effect.uniforms(context, effect.params)))
+            except EffectError as exc:
+                self._report_failure(effect, index, exc)
+        if not passes:
+            return rgb, faces
+        return self._compositor.render(context, passes), faces
+
+    def _report_failure(self, effect: Effect, index: int, exc: Exception) -> None:
+        count = self.effect_failures.get(effect.name, 0) + 1
+        self.effect_failures[effect.name] = count
+        if count == 1:
+            log.warning("frame %d: %s (skipping this effect where it fails)", index, exc)
+
+    # -- lifetime ------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ArfxError("this Session is closed")
+
+    def close(self) -> None:
+        """Release the tracker, the GL context and every GPU object. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._tracker.close()
+            self._compositor.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_source(path: str | Path) -> Source:
+    """An ImageSource for image files, a VideoFileSource for everything else."""
+    path = Path(path)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return ImageSource(path)
+    return VideoFileSource(path)
+
+
+def open_sink(path: str | Path, source: Source, keep_partial: bool = True) -> Sink:
+    """A sink for ``path`` matching ``source``: its size, frame rate, timestamps and audio."""
+    path = Path(path)
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return ImageFileSink(path)
+    if source.width is None or source.height is None:
+        raise SinkError(f"{path}: the source {source.name} does not say its frame size")
+    return VideoFileSink(
+        path,
+        width=source.width,
+        height=source.height,
+        fps=source.fps or Fraction(30),
+        time_base=source.time_base,
+        audio_from=source.path if isinstance(source, VideoFileSource) else None,
+        keep_partial=keep_partial,
+    )
+
+
+class ImageFileSink(Sink):
+    """Writes the first frame to an image file (written to a temporary name, then renamed)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.parent.is_dir():
+            raise SinkError(f"{self.path}: output folder does not exist")
+        self._written = False
+
+    def write(self, frame: Frame) -> None:
+        if self._written:
+            return
+        temp = self.path.with_name(f".{self.path.stem}.arfx-tmp{self.path.suffix}")
+        bgr = cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR)
+        if not cv2.imwrite(str(temp), bgr):
+            temp.unlink(missing_ok=True)
+            raise SinkError(f"{self.path}: cannot write image")
+        temp.replace(self.path)
+        self._written = True
+
+    def close(self) -> None:
+        pass
+
+
+def _restore_layout(rgb: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """Give the processed RGB uint8 frame the channel layout and dtype of the input."""
+    if like.ndim == 2 or like.shape[2] == 1:
+        out = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).reshape(like.shape)
+    elif like.shape[2] == 4:
+        out = np.concatenate([rgb, _to_uint8(like[:, :, 3:])], axis=2)
+    else:
+        out = rgb
+    if like.dtype == np.uint16:
+        out = out.astype(np.uint16) * 257
+        if like.ndim == 3 and like.shape[2] == 4:
+            out[:, :, 3] = like[:, :, 3]
+    elif np.issubdtype(like.dtype, np.floating):
+        out = out.astype(like.dtype) / 255
+        if like.ndim == 3 and like.shape[2] == 4:
+            out[:, :, 3] = like[:, :, 3]
+    return out
+
+
+def _to_uint8(alpha: np.ndarray) -> np.ndarray:
+    if alpha.dtype == np.uint8:
+        return alpha
+    if alpha.dtype == np.uint16:
+        return (alpha // 257).astype(np.uint8)
+    return (np.clip(alpha, 0, 1) * 255 + 0.5).astype(np.uint8)

@@ -31,6 +31,9 @@ from .resources import shaders_dir
 
 MANIFEST = "meta.json"
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+# Line numbers are offset by file index * _FILE_STRIDE, since some drivers (Mesa) ignore
+# the source-string number of #line; the offset survives every driver's log format.
+_FILE_STRIDE = 100_000
 _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*$')
 
 
@@ -124,7 +127,7 @@ class ShaderSource:
         """Rewrite a driver log's ``N:LINE(COL)`` / ``N(LINE)`` prefixes to ``file:LINE``."""
 
         def name(match: re.Match[str]) -> str:
-            index, line = int(match.group(1)), match.group(2) or match.group(3)
+            index, line = divmod(int(match.group(2) or match.group(3)), _FILE_STRIDE)
             path = self.files[index] if index < len(self.files) else Path(f"<source {index}>")
             return f"{path}:{line}"
 
@@ -155,7 +158,7 @@ def compose_shader(
             raise EffectError(f"{included_from}: cannot read {file}: {exc.strerror}") from None
         index = len(source.files)
         source.files.append(file)
-        lines.append(f"#line 1 {index}")
+        lines.append(f"#line {index * _FILE_STRIDE + 1} {index}")
         for number, line in enumerate(body.splitlines(), start=1):
             match = _INCLUDE.match(line)
             if match:
@@ -165,7 +168,7 @@ def compose_shader(
                 if found is None:
                     raise EffectError(f"{file}:{number}: include {wanted!r} not found")
                 emit(found, f"{file}:{number}")
-                lines.append(f"#line {number + 1} {index}")
+                lines.append(f"#line {index * _FILE_STRIDE + number + 1} {index}")
             elif line.lstrip().startswith("#version"):
                 lines.append("")  # the composer owns the version line
             else:

@@ -109,6 +109,9 @@ class VideoFileSource(Source):
         self.fps = _fraction(self._stream.average_rate) or _fraction(self._stream.guessed_rate)
         self.time_base = _fraction(self._stream.time_base)
         self.frame_count = int(self._stream.frames) or None
+        # In the MP4/MOV family the frame count comes from the sample table, so a shortfall
+        # while decoding means the file was cut short (other containers may only estimate).
+        self._indexed = "mp4" in self._container.format.name.split(",")
         self._start_pts = int(self._stream.start_time or 0)
 
     def __iter__(self) -> Iterator[Frame]:
@@ -144,6 +147,12 @@ class VideoFileSource(Source):
             raise SourceError(f"{self.name}: decode error at frame {index}: {exc}") from exc
         if index == 0:
             raise SourceError(f"{self.name}: no decodable video frames")
+        if self._indexed and self.frame_count and index < self.frame_count:
+            # MP4/MOV sample tables list every frame: the data ended before the index did.
+            raise SourceError(
+                f"{self.name}: decode error at frame {index}: file truncated "
+                f"(the index lists {self.frame_count} frames)"
+            )
 
     def _to_frame(self, av_frame: av.VideoFrame, index: int) -> Frame:
         image = np.ascontiguousarray(av_frame.to_ndarray(format="rgb24"))

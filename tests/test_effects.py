@@ -144,6 +144,9 @@ def test_includes_expand_once_and_map_lines_back(tmp_path: Path) -> None:
         (tmp_path / "b.glsl").resolve(),
     ]
     assert source.explain("0:3(5): error: x") == f"{main.resolve()}:3: error: x"
+    a_line = 100_000 + 2  # a.glsl is file 1: its lines are offset by one stride
+    assert source.explain(f"0:{a_line}(1): e") == f"{(tmp_path / 'a.glsl').resolve()}:2: e"
+    assert source.explain(f"1({a_line}) : e") == f"{(tmp_path / 'a.glsl').resolve()}:2 : e"
     with pytest.raises(EffectError, match=r"main.frag:1: include 'zzz.glsl' not found"):
         main.write_text('#include "zzz.glsl"\n')
         compose_shader(main, [])

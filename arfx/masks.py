@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 __all__ = [
+    "HasLandmarks",
     "LIPS_INNER_LOWER",
     "LIPS_INNER_UPPER",
     "LIPS_OUTER_LOWER",
@@ -51,22 +52,11 @@ MESH_MASKS: tuple[str, ...] = ("lips", "upper_lip", "lower_lip", "inner_mouth")
 
 _MIN_POINTS = 1 + max(int(p.max()) for polys in _REGIONS.values() for p in polys)
 
-# Supersampling factor per axis: 16 samples per pixel give 17 coverage levels, and the polygon
-# vertices are placed at 1/16 of a supersample (fillPoly shift=4), so an edge moved by a fraction
-# of a pixel changes the edge values.
-_SS = 4
-_SHIFT = 4
-
-# cv2.fillPoly fills a sample when its centre is within half a sample of the polygon (it rounds
-# span ends outwards), which grows every region by 1/8 px per edge at 4x. Drawing at
-# sample = _SS * x and eroding with a 2x2 box anchored at its corner turns that into the exact
-# test "sample centre (k + 0.5) / _SS inside the polygon" along straight edges.
-_ERODE = np.ones((2, 2), dtype=np.uint8)
-
-_BAND = 128
-"""Rows rendered at a time."""
-_MAX_COORD = 1 << 20
-"""Landmarks beyond this many pixels are garbage (and would overflow the fixed-point vertices)."""
+# Coverage is exact across each scanline and sampled on this many scanlines per pixel row, so an
+# edge moved by a fraction of a pixel in any direction changes the edge values. (cv2.fillPoly
+# was measured first: its LINE_AA fill grows a region by about 0.66 px per edge, and even 4x
+# supersampled it adds 2-6% to a lip's area because it also draws the outline.)
+_SCANLINES = 16
 
 # Landmark coordinates are continuous: pixel (row i, column j) covers [j, j+1) x [i, i+1), the
 # convention of MediaPipe's normalised coordinates times the frame size.
@@ -104,33 +94,78 @@ def _check_landmarks(landmarks: np.ndarray) -> np.ndarray:
     return points
 
 
+def _signed_area(loop: np.ndarray) -> float:
+    x, y = loop[:, 0], loop[:, 1]
+    return 0.5 * float(np.dot(x[:-1], y[1:]) - np.dot(y[:-1], x[1:]) + x[-1] * y[0] - y[-1] * x[0])
+
+
 def _rasterize(points: np.ndarray, polygons: tuple[np.ndarray, ...], out: np.ndarray) -> None:
-    """Max-combine the anti-aliased union of ``polygons`` into ``out``, touching only their box."""
-    xy = [points[p, :2].astype(np.float64) for p in polygons]
-    every = np.concatenate(xy)
+    """Max-combine the anti-aliased union of ``polygons`` into ``out``, touching only their box.
+
+    A scanline fill with the nonzero rule, so where the loops overlap, or a loop folds over
+    itself, the region is filled rather than cut out. On each of _SCANLINES lines per pixel row
+    the crossings of the polygon edges are sorted, the spans between them found, and each
+    span's exact overlap with each pixel accumulated through a difference array: the work
+    grows with the region's height and the number of edges, the memory with its bounding box,
+    and nothing with the frame.
+    """
+    loops = [points[p, :2].astype(np.float64) for p in polygons]
+    every = np.concatenate(loops)
     if not np.all(np.isfinite(every)):
         raise ValueError("landmarks contain NaN or infinity")
-    if np.abs(every).max() > _MAX_COORD:
-        raise ValueError(f"landmarks lie more than {_MAX_COORD} pixels from the frame origin")
     height, width = out.shape
     x0 = max(int(np.floor(every[:, 0].min())), 0)
     y0 = max(int(np.floor(every[:, 1].min())), 0)
-    x1 = min(int(np.ceil(every[:, 0].max())) + 1, width)
-    y1 = min(int(np.ceil(every[:, 1].max())) + 1, height)
-    # Bands of at most _BAND rows bound the supersampled canvas for a close-up face.
-    for top in range(y0, y1, _BAND):
-        bottom = min(top + _BAND, y1)
-        # One spare sample row and column for the erosion: drawn like the rest, so a band or a
-        # frame edge that cuts the polygon does not erode the last real samples.
-        fine = np.zeros(((bottom - top) * _SS + 1, (x1 - x0) * _SS + 1), dtype=np.uint8)
-        origin = np.array([x0, top], dtype=np.float64)
-        for poly in xy:
-            fixed = np.round((poly - origin) * (_SS << _SHIFT)).astype(np.int32)
-            cv2.fillPoly(fine, [fixed], 255, lineType=cv2.LINE_8, shift=_SHIFT)
-        fine = cv2.erode(fine, _ERODE, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT, borderValue=0)
-        coarse = cv2.resize(fine[:-1, :-1], (x1 - x0, bottom - top), interpolation=cv2.INTER_AREA)
-        roi = out[top:bottom, x0:x1]
-        np.maximum(roi, coarse, out=roi)
+    x1 = min(int(np.floor(every[:, 0].max())) + 1, width)
+    y1 = min(int(np.floor(every[:, 1].max())) + 1, height)
+    if x1 <= x0 or y1 <= y0:
+        return  # entirely outside the frame
+    # Edges, each loop turned the same way round so that the shared edges of two loops cancel.
+    starts = [loop if _signed_area(loop) >= 0 else loop[::-1] for loop in loops]
+    start = np.concatenate(starts)
+    end = np.concatenate([np.concatenate([loop[1:], loop[:1]]) for loop in starts])
+    winding = np.sign(end[:, 1] - start[:, 1])
+    sloped = winding != 0  # horizontal edges cross no scanline
+    start, end, winding = start[sloped], end[sloped], winding[sloped]
+    slope = (end[:, 0] - start[:, 0]) / (end[:, 1] - start[:, 1])
+
+    # Scanline k (from y0) is at y0 + (k + 0.5) / _SCANLINES; an edge crosses those in
+    # [its lower y, its upper y), so a vertex shared by two edges is counted once.
+    lines = (y1 - y0) * _SCANLINES
+    low = np.minimum(start[:, 1], end[:, 1]) - y0
+    high = np.maximum(start[:, 1], end[:, 1]) - y0
+    first = np.clip(np.ceil(low * _SCANLINES - 0.5), 0, lines).astype(np.intp)
+    stop = np.clip(np.ceil(high * _SCANLINES - 0.5), 0, lines).astype(np.intp)
+    counts = stop - first
+    edge = np.repeat(np.arange(len(counts)), counts)
+    line = np.arange(len(edge)) - np.repeat(np.cumsum(counts) - counts - first, counts)
+    x = start[edge, 0] + (y0 + (line + 0.5) / _SCANLINES - start[edge, 1]) * slope[edge]
+
+    # Sorted by line then x, the running sum of windings is each line's winding number (every
+    # line's windings sum to 0); a span starts where it leaves 0 and ends where it returns.
+    order = np.lexsort((x, line))
+    line, x = line[order], x[order]
+    inside = np.cumsum(winding[edge[order]]) != 0
+    change = np.diff(inside.astype(np.int8), prepend=np.int8(0))
+    cuts = np.nonzero(change)[0]
+    weight = change[cuts] / _SCANLINES
+
+    # A span [a, b) covers pixel j by |[a, b) & [j, j+1)|: +1 from a on and -1 from b on, split
+    # between the pixel a cut falls in and the next one, then a running sum along the row.
+    u = np.clip(x[cuts] - x0, 0.0, float(x1 - x0))
+    column = np.floor(u).astype(np.intp)
+    fraction = u - column
+    stride = x1 - x0 + 2
+    index = (line[cuts] // _SCANLINES) * stride + column
+    steps = np.bincount(
+        np.concatenate([index, index + 1]),
+        weights=np.concatenate([weight * (1.0 - fraction), weight * fraction]),
+        minlength=(y1 - y0) * stride,
+    )
+    cover = np.cumsum(steps.reshape(y1 - y0, stride), axis=1)[:, : x1 - x0]
+    coverage = np.rint(np.clip(cover, 0.0, 1.0) * 255.0).astype(np.uint8)
+    roi = out[y0:y1, x0:x1]
+    np.maximum(roi, coverage, out=roi)
 
 
 def mesh_mask(
@@ -142,10 +177,11 @@ def mesh_mask(
 ) -> np.ndarray:
     """Rasterise region ``name`` of one face's mesh ``landmarks`` into an HxW uint8 mask.
 
-    ``size`` is (height, width). Edges are anti-aliased by 4x4 supersampling with sub-pixel vertex
-    placement, and only the region's bounding box is rendered, so the cost beyond the zero fill
-    does not grow with the frame. Pass ``out`` (HxW uint8) to accumulate several faces into one
-    array: the region is max-combined into it and ``out`` is returned.
+    ``size`` is (height, width). Each pixel gets the fraction of it the region covers (exact
+    across, 16 samples down), so edges are anti-aliased and follow sub-pixel motion. Only the
+    region's bounding box is rendered, so the cost beyond the zero fill does not grow with the
+    frame. Pass ``out`` (HxW uint8) to accumulate several faces into one array: the region is
+    max-combined into it and ``out`` is returned.
     """
     polygons = _check_name(name)
     height, width = _check_size(size)

@@ -125,8 +125,10 @@ class VideoFileSource(Source):
 
     def _frames(self) -> Iterator[Frame]:
         index = 0
+        packets = 0
         try:
             for packet in self._container.demux(self._stream):
+                packets += packet.size > 0
                 if packet.is_corrupt:  # a truncated file ends in a partial packet
                     for av_frame in self._stream.decode(None):  # the good frames still queued
                         yield self._to_frame(av_frame, index)
@@ -147,8 +149,9 @@ class VideoFileSource(Source):
             raise SourceError(f"{self.name}: decode error at frame {index}: {exc}") from exc
         if index == 0:
             raise SourceError(f"{self.name}: no decodable video frames")
-        if self._indexed and self.frame_count and index < self.frame_count:
-            # MP4/MOV sample tables list every frame: the data ended before the index did.
+        if self._indexed and self.frame_count and packets < self.frame_count:
+            # MP4/MOV sample tables list every packet: the data ended before the index did.
+            # (Compare packets, not frames: an edit list may hide a few decoded frames.)
             raise SourceError(
                 f"{self.name}: decode error at frame {index}: file truncated "
                 f"(the index lists {self.frame_count} frames)"

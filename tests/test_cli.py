@@ -1,0 +1,112 @@
+"""The arfx command as a user runs it: a real subprocess for render, in-process for the rest."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import pytest
+
+from arfx.cli import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, main
+
+from .helpers import decode, remux_faststart
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "arfx", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_render_command_end_to_end(tmp_path: Path, video_path) -> None:
+    out = tmp_path / "out.mp4"
+    result = run_cli(
+        "render",
+        str(video_path("single_face.mp4")),
+        str(out),
+        "--effect",
+        "lipstick:color=#a3122f,opacity=0.8",
+    )
+    assert result.returncode == EXIT_OK, result.stderr
+    assert "72 frames (72 with faces)" in result.stdout
+    assert "single_face.mp4" in result.stderr  # the progress line
+    assert len(decode(out, keep_frames=False).pts) == 72
+
+
+def test_render_errors_are_one_clear_line(tmp_path: Path, image_path) -> None:
+    result = run_cli("render", str(tmp_path / "nope.mp4"), str(tmp_path / "o.mp4"))
+    assert result.returncode == EXIT_FAILED
+    assert "arfx: error:" in result.stderr and "nope.mp4: file not found" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = run_cli(
+        "render", str(image_path("obama.jpg")), str(tmp_path / "o.png"), "-e", "lipstick:shine=1"
+    )
+    assert result.returncode == EXIT_FAILED
+    assert "no parameter 'shine'" in result.stderr and "Traceback" not in result.stderr
+    result = run_cli("render", "a.mp4", "b.mp4", "--max-faces", "many")
+    assert result.returncode == 2  # argparse usage error
+
+
+def test_render_partial_exit_code(tmp_path: Path, video_path) -> None:
+    whole = tmp_path / "whole.mp4"
+    remux_faststart(video_path("single_face.mp4"), whole)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.6)])
+    out = tmp_path / "out.mp4"
+    assert main(["render", str(cut), str(out), "--no-progress"]) == EXIT_PARTIAL
+    assert not out.exists() and (tmp_path / "out.partial.mp4").exists()
+    out2 = tmp_path / "gone.mp4"
+    args = ["render", str(cut), str(out2), "--no-progress", "--discard-partial"]
+    assert main(args) == EXIT_FAILED
+    assert not out2.exists() and not (tmp_path / "gone.partial.mp4").exists()
+
+
+def test_render_image(tmp_path: Path, image_path) -> None:
+    out = tmp_path / "obama_lips.png"
+    assert main(["render", str(image_path("obama.jpg")), str(out), "--no-progress"]) == EXIT_OK
+    assert cv2.imread(str(out)) is not None
+
+
+def test_effects_lists_parameters(capsys) -> None:
+    assert main(["effects"]) == EXIT_OK
+    text = capsys.readouterr().out
+    assert "lipstick" in text and "opacity: float [0, 1] = 0.85" in text
+    assert main(["effects", "--json"]) == EXIT_OK
+    data = json.loads(capsys.readouterr().out)
+    assert data["lipstick"]["params"]["color"]["type"] == "color"
+
+
+def test_info_reports_versions_gl_and_providers(capsys) -> None:
+    assert main(["info"]) == EXIT_OK
+    text = capsys.readouterr().out
+    assert "mediapipe 0.10.21" in text
+    assert "OpenGL (EGL):" in text and "unavailable" not in text
+    assert "CPUExecutionProvider" in text
+
+
+def test_eval_parsing_prints_and_writes_json(tmp_path: Path, data_dir: Path, capsys) -> None:
+    report = tmp_path / "report.json"
+    args = ["eval", "parsing", "--data", str(data_dir / "parsing" / "celebamask")]
+    assert main([*args, "--limit", "10", "--json", str(report)]) == EXIT_OK
+    assert "lips" in capsys.readouterr().out
+    data = json.loads(report.read_text())
+    assert data["images"] == 10
+    assert 0.5 < data["scores"]["lips"]["mean_iou"] <= 1.0
+
+
+def test_eval_parsing_missing_folder(tmp_path: Path, capsys) -> None:
+    assert main(["eval", "parsing", "--data", str(tmp_path / "none")]) == EXIT_FAILED
+    assert "none" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_demo_needs_nothing_from_outside(tmp_path: Path) -> None:
+    out, png = tmp_path / "demo.mp4", tmp_path / "demo.png"
+    result = run_cli("demo", str(out), "--frames", "30", "--png", str(png))
+    assert result.returncode == EXIT_OK, result.stderr
+    assert "30 frames (30 with faces)" in result.stdout
+    assert len(decode(out, keep_frames=False).pts) == 30
+    assert cv2.imread(str(png)).shape == (480, 640, 3)

@@ -110,3 +110,32 @@ def test_demo_needs_nothing_from_outside(tmp_path: Path) -> None:
     assert "30 frames (30 with faces)" in result.stdout
     assert len(decode(out, keep_frames=False).pts) == 30
     assert cv2.imread(str(png)).shape == (480, 640, 3)
+
+
+def test_webcam_command_records_without_a_window(tmp_path: Path, video_path) -> None:
+    # cv2.VideoCapture opens a video file like a camera: the real capture path, no device.
+    out = tmp_path / "live.mp4"
+    result = run_cli(
+        "webcam",
+        "--camera",
+        str(video_path("single_face.mp4")),
+        "--no-preview",
+        "--record",
+        str(out),
+        "--frames",
+        "20",
+    )
+    assert result.returncode == EXIT_OK, result.stderr
+    assert "20 frames" in result.stderr
+    recorded = decode(out, keep_frames=False)
+    assert len(recorded.pts) == 20 and recorded.pts == sorted(recorded.pts)
+    result = run_cli(
+        "webcam",
+        "--camera",
+        str(tmp_path / "no_such_camera.mp4"),
+        "--no-preview",
+        "--record",
+        str(tmp_path / "x.mp4"),
+    )
+    assert result.returncode == EXIT_FAILED and "no_such_camera" in result.stderr
+    assert not (tmp_path / "x.mp4").exists()

@@ -17,9 +17,16 @@ from .errors import (
 from .frame import Frame
 from .pose import HeadPose
 from .registry import EffectRegistry
-from .session import RenderReport, Session, SessionOptions
-from .sinks import CallbackSink, PreviewSink, VideoFileSink
-from .sources import ArraySource, HeadPathSource, ImageSource, VideoFileSource, WebcamSource
+from .session import RenderError, RenderReport, Session, SessionOptions, open_source
+from .sinks import CallbackSink, PreviewClosed, PreviewSink, Sink, VideoFileSink
+from .sources import (
+    ArraySource,
+    HeadPathSource,
+    ImageSource,
+    Source,
+    VideoFileSource,
+    WebcamSource,
+)
 from .tracking import Face, FaceTracker, TrackerOptions
 
 __version__ = "0.1.0"
@@ -41,14 +48,19 @@ __all__ = [
     "HeadPose",
     "ImageSource",
     "ParameterError",
+    "PreviewClosed",
     "PreviewSink",
+    "RenderError",
     "RenderReport",
     "Session",
     "SessionOptions",
+    "Sink",
     "SinkError",
+    "Source",
     "SourceError",
     "TrackerOptions",
     "VideoFileSink",
     "VideoFileSource",
     "WebcamSource",
+    "open_source",
 ]

@@ -147,11 +147,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             import cv2
 
             frames = list(HeadPathSource.astronaut(frames=args.frames))
-            middle = frames[len(frames) // 2]
-            session.analyze(middle.image)  # let the tracker settle on this frame
-            out = session.process(middle.image)
-            cv2.imwrite(str(args.png), cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
-            print(f"{args.png}: frame {middle.index}")
+            middle = session.process_frame(frames[len(frames) // 2])
+            cv2.imwrite(str(args.png), cv2.cvtColor(middle.image, cv2.COLOR_RGB2BGR))
+            print(f"{args.png}: frame {middle.index}, {len(middle.faces)} face(s)")
     print(
         f"{args.output}: {report.frames} frames ({report.frames_with_faces} with faces) "
         f"in {report.seconds:.1f}s, {report.fps:.1f} fps"

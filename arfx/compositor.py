@@ -49,16 +49,14 @@ class Compositor:
 
     def __init__(self, *, backend: str | None = "egl") -> None:
         self.ctx = create_context(backend)
+        # Read now, while the new context is current; later reads may find it inactive.
+        self.renderer = str(self.ctx.info.get("GL_RENDERER", "unknown"))
         self._programs: dict[tuple[str, str], tuple[moderngl.Program, moderngl.VertexArray]] = {}
         self._size: tuple[int, int] | None = None
         self._source: moderngl.Texture | None = None
         self._targets: list[tuple[moderngl.Texture, moderngl.Framebuffer]] = []
         self._masks: dict[str, moderngl.Texture] = {}
         self._closed = False
-
-    @property
-    def renderer(self) -> str:
-        return str(self.ctx.info.get("GL_RENDERER", "unknown"))
 
     def render(
         self,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
@@ -16,7 +18,8 @@ class Frame:
 
     ``image`` is always HxWx3 RGB uint8, C-contiguous. ``pts`` is the presentation
     timestamp in ``time_base`` units as the source gave it (None when the source has no
-    clock), so a sink can write the output with the input's exact timing.
+    clock), so a sink can write the output with the input's exact timing. ``faces`` holds
+    what a session found in the frame (``arfx.Face`` objects) once it has processed it.
     """
 
     image: np.ndarray
@@ -24,6 +27,7 @@ class Frame:
     pts: int | None = None
     time_base: Fraction | None = None
     time: float = 0.0
+    faces: Sequence[Any] = ()
 
     @property
     def width(self) -> int:

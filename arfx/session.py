@@ -192,14 +192,22 @@ class Session:
                 return image.copy()
             return _restore_layout(out, image)
 
+    def process_frame(self, frame: Frame) -> Frame:
+        """Process one source frame: the result carries the new image and the faces found.
+
+        Use this (or ``stream``) when an app needs both the picture and the faces: it
+        tracks once, where ``analyze`` followed by ``process`` would track twice.
+        """
+        with self._lock:
+            self._check_open()
+            out, faces = self._apply(as_rgb8(frame.image, f"frame {frame.index}"), frame.index)
+        return replace(frame, image=out, faces=tuple(faces))
+
     def stream(self, source: Source) -> Iterator[Frame]:
-        """Yield processed frames from a (live or file) source, keeping their timestamps."""
+        """Yield processed frames (with their faces) from a source, keeping their timestamps."""
         with source:
             for frame in source:
-                with self._lock:
-                    self._check_open()
-                    out, _ = self._apply(frame.image, frame.index)
-                yield frame.with_image(out)
+                yield self.process_frame(frame)
 
     def render(
         self,

@@ -270,6 +270,10 @@ class VideoFileSink(Sink):
         try:
             self._finish(all_audio=True)
             os.replace(self._tmp, self.path)
+            # A complete output supersedes what an earlier failed run kept.
+            self.path.with_name(f"{self.path.stem}.partial{self.path.suffix}").unlink(
+                missing_ok=True
+            )
         except (av.FFmpegError, OSError, ValueError) as exc:
             self._tmp.unlink(missing_ok=True)
             raise SinkError(f"{self.path}: cannot finish the file ({exc})") from exc
@@ -313,13 +317,22 @@ class PreviewSink(Sink):
 
     ``wait_ms`` is passed to ``cv2.waitKey``: 1 keeps the render loop fast, larger values
     slow playback down for inspection (0 is raised to 1, since waitKey(0) blocks until a key).
+    ``on_key`` receives every other key pressed (its ``cv2.waitKey`` code & 0xFF), so an app
+    can map keys to parameter changes.
     """
 
     _QUIT_KEYS = (ord("q"), ord("Q"), 27)
 
-    def __init__(self, window: str = "arfx", *, wait_ms: int = 1) -> None:
+    def __init__(
+        self,
+        window: str = "arfx",
+        *,
+        wait_ms: int = 1,
+        on_key: Callable[[int], None] | None = None,
+    ) -> None:
         self.window = window
         self.wait_ms = max(1, int(wait_ms))
+        self.on_key = on_key
         self._shown = False
 
     def write(self, frame: Frame) -> None:
@@ -331,6 +344,8 @@ class PreviewSink(Sink):
         key = cv2.waitKey(self.wait_ms)
         if key != -1 and (key & 0xFF) in self._QUIT_KEYS:
             raise PreviewClosed(f"preview window {self.window!r}: quit key pressed")
+        if key != -1 and self.on_key is not None:
+            self.on_key(key & 0xFF)
         if self._window_gone():
             raise PreviewClosed(f"preview window {self.window!r} was closed")
 

@@ -184,7 +184,8 @@ class WebcamSource(Source):
     variable rate. A failed read is retried by reopening the device ``reconnect_attempts``
     times (``reconnect_delay`` seconds apart) before the iteration ends with a SourceError:
     USB cameras drop out briefly when re-enumerated. ``capture_factory`` exists so tests can
-    substitute a fake device.
+    substitute a fake device. A video file path given as ``device`` plays like a camera: its
+    end counts as a dropout, so it starts over (read files once with VideoFileSource).
     """
 
     def __init__(

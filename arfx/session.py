@@ -31,6 +31,8 @@ from .errors import ArfxError, EffectError, SinkError
 from .frame import Frame, as_rgb8
 from .inference import DEVICES, select_providers
 from .masks import MESH_MASKS, MeshMasks
+from .model import DEFAULT_MODEL, FaceAnalyzer, FaceModel, ModelMasks
+from .model import MASK_NAMES as MODEL_MASK_NAMES
 from .progress import Progress
 from .registry import EffectLike, EffectRegistry
 from .sinks import Sink, VideoFileSink
@@ -70,12 +72,26 @@ class SessionOptions:
     """moderngl context backend: "egl" renders headless; None lets moderngl choose."""
     effect_paths: tuple[str | Path, ...] = ()
     """Extra folders of effect plugins, searched after the built-in ones."""
+    masks: str = "auto"
+    """Where face-region masks come from: "model" (the face model: lips, hair, skin,
+    occlusion...), "mesh" (the tracker's lip polygons only) or "auto" (the model when its
+    file exists, else the mesh)."""
+    model_path: str | Path | None = None
+    """The face model (ONNX); None = the one shipped in the package."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_faces, int) or not 1 <= self.max_faces <= 8:
             raise ArfxError(f"max_faces must be an integer in [1, 8], got {self.max_faces!r}")
         if self.device not in DEVICES:
             raise ArfxError(f"device must be one of {DEVICES}, got {self.device!r}")
+        if self.masks not in ("auto", "model", "mesh"):
+            raise ArfxError(f"masks must be 'auto', 'model' or 'mesh', got {self.masks!r}")
+
+    def uses_model(self) -> bool:
+        """Whether this configuration runs the face model."""
+        if self.masks == "auto":
+            return Path(self.model_path or DEFAULT_MODEL).is_file()
+        return self.masks == "model"
 
     def tracker_options(self) -> TrackerOptions:
         return TrackerOptions(
@@ -127,18 +143,23 @@ class Session:
         self.providers = select_providers(options.device)
         self.registry = EffectRegistry(options.effect_paths)
         self.effects: list[Effect] = self.registry.resolve_all(list(effects))
+        self._analyzer = None
+        if options.uses_model():
+            self._analyzer = FaceAnalyzer(FaceModel(options.model_path, device=options.device))
+        self.mask_source = "model" if self._analyzer is not None else "mesh"
+        available = MODEL_MASK_NAMES if self._analyzer is not None else MESH_MASKS
         for effect in self.effects:
-            missing = [m for m in effect.spec.masks if m not in MESH_MASKS]
+            missing = [m for m in effect.spec.masks if m not in available]
             if missing:
                 raise EffectError(
-                    f"effect {effect.name!r} needs masks {missing} that this session cannot "
-                    f"provide (available: {', '.join(MESH_MASKS)})"
+                    f"effect {effect.name!r} needs masks {missing} that the {self.mask_source} "
+                    f"masks do not provide (available: {', '.join(available)})"
                 )
         self.effect_failures: dict[str, int] = {}
         self._lock = threading.RLock()
         self._index = 0
         self._tracker = FaceTracker(options.tracker_options())
-        self._masks = MeshMasks()
+        self._masks = ModelMasks() if self._analyzer is not None else MeshMasks()
         try:
             self._compositor = Compositor(backend=options.gl_backend)
             for effect in self.effects:  # compile now: a broken shader fails here, by name
@@ -173,10 +194,18 @@ class Session:
     # -- per frame -----------------------------------------------------------------------
 
     def analyze(self, image: np.ndarray) -> list[Face]:
-        """Faces in ``image`` (ids stable across calls while a face stays in view)."""
+        """Faces in ``image``: ids stable across calls while a face stays in view, landmarks,
+        box, pose, and the face model's ``analysis`` when the session runs the model."""
         with self._lock:
             self._check_open()
-            return self._tracker.track(as_rgb8(image, "image"))
+            return self._track(as_rgb8(image, "image"))
+
+    def _track(self, rgb: np.ndarray) -> list[Face]:
+        faces = self._tracker.track(rgb)
+        if self._analyzer is not None:
+            for face, analysis in zip(faces, self._analyzer.analyze(rgb, faces), strict=True):
+                face.analysis = analysis
+        return faces
 
     def process(self, image: np.ndarray) -> np.ndarray:
         """Apply the effects to one frame; returns a new array of the same shape and dtype.
@@ -226,7 +255,7 @@ class Session:
         """
         with self._lock:
             self._check_open()
-            self._tracker.reset()
+            self.reset()
             source = src if isinstance(src, Source) else open_source(src)
             with source:
                 sink = dst if isinstance(dst, Sink) else open_sink(dst, source, keep_partial)
@@ -269,11 +298,15 @@ class Session:
         if index is None:
             index = self._index
         self._index = index + 1
-        faces = self._tracker.track(rgb)
+        faces = self._track(rgb)
         if not faces or not self.effects:
             return rgb, faces
         needed = sorted({m for effect in self.effects for m in effect.spec.masks})
-        masks = self._masks.build(faces, rgb.shape[:2], needed)
+        if isinstance(self._masks, ModelMasks):
+            analyses = [face.analysis for face in faces]
+            masks = self._masks.build(analyses, rgb.shape[:2], needed)
+        else:
+            masks = self._masks.build(faces, rgb.shape[:2], needed)
         context = FrameContext(image=rgb, faces=faces, masks=masks, index=index)
         passes = []
         for effect in self.effects:
@@ -290,6 +323,13 @@ class Session:
         self.effect_failures[effect.name] = count
         if count == 1:
             log.warning("frame %d: %s (skipping this effect where it fails)", index, exc)
+
+    def reset(self) -> None:
+        """Forget tracks and per-face history (a scene cut, or a new, unrelated input)."""
+        with self._lock:
+            self._tracker.reset()
+            if self._analyzer is not None:
+                self._analyzer.reset()
 
     # -- lifetime ------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from types import TracebackType
+from typing import Any
 
 import mediapipe as mp
 import numpy as np
@@ -73,13 +74,16 @@ class Face:
     ``landmarks`` is (478, 3) float32 (468 without refine_landmarks): x, y in frame pixels and z
     MediaPipe's relative depth scaled by the frame width (smaller = nearer the camera). Points
     may lie outside the frame when the face is cut by its border. ``box`` (x0, y0, x1, y1) is
-    the landmarks' bounding box in pixels, not clipped to the frame.
+    the landmarks' bounding box in pixels, not clipped to the frame. ``analysis`` is the face
+    model's result for this face (``arfx.model.FaceAnalysis``: parsing, occlusion, 68 points,
+    pose) when the session runs the model, else None.
     """
 
     id: int
     landmarks: np.ndarray
     box: Box
     pose: HeadPose
+    analysis: Any = None
 
     @property
     def center(self) -> tuple[float, float]:

@@ -1,0 +1,358 @@
+"""Model-ready samples of the face-model training cache (numpy + OpenCV, no torch).
+
+``FaceSamples(cache, "train", augment=True, seed=0)[i]`` is a dict of arrays in the 256x256
+crop space of docs/face-model.md; the torch side only stacks them. Loss weights travel with
+each sample so one batch can mix data sets that label different things:
+
+========================  ==================  ======================================
+key                       shape, dtype        meaning
+========================  ==================  ======================================
+image                     [3,256,256] f32     RGB in [0, 1]
+context                   [4,256,256] f32     fake previous face, hair, lips; lip prior
+parsing                   [256,256] i64       class ids, 255 = ignore
+hair_soft                 [256,256] f32       hair teacher probability
+hair_soft_weight          [] f32              1 for video frames, else 0
+occlusion                 [256,256] f32       1 where a synthetic occluder was pasted
+occlusion_weight          [] f32              1 if the occlusion target is trustworthy
+landmarks                 [68,2] f32          iBUG points, crop pixels
+landmark_weight           [68] f32            1 GT, 0.5 mesh pseudo-label, 0 unknown
+rotation                  [3,3] f32           head rotation in the crop's camera frame
+rotation_weight           [] f32              1 if a mesh pose exists, else 0
+valid                     [256,256] f32       1 where the crop shows the source image
+                                              (video: and the teacher's view); use it
+                                              to mask hair_soft and occlusion losses
+========================  ==================  ======================================
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..alignment import (
+    CROP_SIZE,
+    Alignment,
+    align_ibug68,
+    align_mesh,
+    mirror_rotation,
+    rotation_to_crop,
+)
+from ..faceparts import CLASS_INDEX, IBUG_FLIP, MESH_TO_IBUG68
+from ..masks import mesh_mask
+from .augment import (
+    FACE_OVAL,
+    AugmentConfig,
+    apply_matrix,
+    compose,
+    fake_previous,
+    flip_matrix,
+    jitter_alignment,
+    paste_occluder,
+    photometric,
+    random_occluder,
+)
+
+__all__ = ["FaceSamples", "IGNORE", "MESH_LANDMARK_WEIGHT", "load_index"]
+
+IGNORE = 255
+MESH_LANDMARK_WEIGHT = 0.5
+"""Weight of mesh pseudo-landmarks (inner points 17-67); the mesh jaw (0-16) is not the
+visible jawline, so it gets 0."""
+_FACE_CLASSES = [
+    CLASS_INDEX[n]
+    for n in ("skin", "brows", "eyes", "nose", "upper_lip", "lower_lip", "inner_mouth")
+]
+_LIP_CLASSES = [CLASS_INDEX["upper_lip"], CLASS_INDEX["lower_lip"]]
+_HAIR = CLASS_INDEX["hair"]
+_TEXTURE_POOL = 24
+_OCCLUDABLE = ("celebamask", "video")
+
+
+def _index_path(cache_dir: Path | str) -> Path:
+    root = Path(cache_dir)
+    for candidate in (root / "index.json", root / "train-v1" / "index.json"):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"no training cache index at {root}/index.json; build it with "
+        "`python -m arfx.training.prepare --cache DIR`"
+    )
+
+
+def load_index(cache_dir: Path | str) -> tuple[Path, list[dict]]:
+    """(cache folder, item entries) of a prepared cache (the folder or its parent)."""
+    path = _index_path(cache_dir)
+    return path.parent, json.loads(path.read_text())["items"]
+
+
+def _decode(buffer: np.ndarray, flags: int) -> np.ndarray:
+    image = cv2.imdecode(buffer, flags)
+    if image is None:
+        raise ValueError("cannot decode an image stored in the training cache")
+    return image
+
+
+class FaceSamples:
+    """The samples of one split of a prepared cache.
+
+    ``split`` is "train", "val" or "all"; ``kinds`` keeps only some data sets. With
+    ``augment`` each access draws a new random augmentation, reproducible from ``seed``, the
+    epoch (``set_epoch``), the index and how often this object has served that index; without
+    it a sample is the plain aligned crop and always the same. Items that cannot be cropped
+    (no face found and no 68-point ground truth) are left out.
+    """
+
+    def __init__(
+        self,
+        cache_dir: Path | str,
+        split: str,
+        *,
+        augment: bool,
+        seed: int = 0,
+        kinds: tuple[str, ...] | None = None,
+        config: AugmentConfig | None = None,
+    ) -> None:
+        if split not in ("train", "val", "all"):
+            raise ValueError(f"unknown split {split!r}; valid splits: train, val, all")
+        self.root, entries = load_index(cache_dir)
+        self.items = [
+            e
+            for e in entries
+            if (split == "all" or e["split"] == split)
+            and (kinds is None or e["kind"] in kinds)
+            and e["has_image"]
+            and (e["has_mesh"] or e["has_ibug68"])
+        ]
+        self.split = split
+        self.augment = augment
+        self.seed = int(seed)
+        self.config = config or AugmentConfig()
+        self.size = CROP_SIZE
+        self.epoch = 0
+        self._served: dict[int, int] = {}
+        self._textures: list[np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def kind(self, i: int) -> str:
+        """ "celebamask", "udacity" or "video": lets a sampler balance the data sets."""
+        return self.items[i]["kind"]
+
+    @property
+    def kinds(self) -> list[str]:
+        return [e["kind"] for e in self.items]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Reseed the augmentation per epoch (call before each epoch's DataLoader pass)."""
+        self.epoch = int(epoch)
+
+    def load(self, i: int) -> dict[str, np.ndarray]:
+        """The raw cached arrays of item ``i`` (see ``arfx.training.prepare``)."""
+        with np.load(self.root / self.items[i]["file"]) as data:
+            return {key: data[key] for key in data.files}
+
+    def _rng(self, i: int) -> np.random.Generator:
+        count = self._served.get(i, 0)
+        self._served[i] = count + 1
+        return np.random.default_rng([self.seed, self.epoch, i, count])
+
+    def _texture_pool(self) -> list[np.ndarray]:
+        """Images (RGB uint8, <= 192 px) whose patches texture the synthetic occluders."""
+        if self._textures is None:
+            rng = np.random.default_rng([self.seed, 7919])
+            picks = rng.choice(
+                len(self.items), size=min(_TEXTURE_POOL, len(self.items)), replace=False
+            )
+            pool = []
+            for j in picks:
+                rgb = _decode(self.load(int(j))["image"], cv2.IMREAD_COLOR)[:, :, ::-1]
+                f = 192.0 / max(rgb.shape[:2])
+                pool.append(np.ascontiguousarray(cv2.resize(rgb, None, fx=f, fy=f)))
+            self._textures = pool
+        return self._textures
+
+    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+        if not 0 <= i < len(self.items):
+            raise IndexError(i)
+        entry = self.items[i]
+        data = self.load(i)
+        rng = self._rng(i) if self.augment else None
+        return self._sample(entry, data, rng)
+
+    def _sample(
+        self, entry: dict, data: dict[str, np.ndarray], rng: np.random.Generator | None
+    ) -> dict[str, np.ndarray]:
+        size, config = self.size, self.config
+        rgb = np.ascontiguousarray(_decode(data["image"], cv2.IMREAD_COLOR)[:, :, ::-1])
+        height, width = rgb.shape[:2]
+        mesh = data.get("mesh")
+        points68 = data.get("ibug68")
+        base = (
+            align_mesh(mesh, size=size) if mesh is not None else align_ibug68(points68, size=size)
+        )
+
+        # Geometry: one matrix (frame -> crop) for everything; the flip is applied on top.
+        matrix = base.matrix.astype(np.float64)
+        flip = False
+        if rng is not None:
+            matrix = jitter_alignment(matrix, size, rng, config)
+            flip = bool(rng.random() < config.flip)
+        alignment = Alignment(matrix, size)
+        warp = compose(flip_matrix(size), matrix) if flip else matrix
+        dsize = (size, size)
+
+        image = cv2.warpAffine(
+            rgb, warp, dsize, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
+        valid = cv2.warpAffine(
+            np.ones((height, width), np.uint8),
+            warp,
+            dsize,
+            flags=cv2.INTER_NEAREST,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0,
+        )
+        if "labels" in data:
+            labels = _decode(data["labels"], cv2.IMREAD_UNCHANGED)
+            parsing = cv2.warpAffine(
+                labels,
+                warp,
+                dsize,
+                flags=cv2.INTER_NEAREST,
+                borderMode=cv2.BORDER_CONSTANT,
+                borderValue=IGNORE,
+            )
+        else:
+            parsing = np.full(dsize, IGNORE, np.uint8)
+
+        hair_soft = np.zeros(dsize, np.float32)
+        if "hair" in data:
+            hair = _decode(data["hair"], cv2.IMREAD_UNCHANGED).astype(np.float32) / 255.0
+            hair_soft = cv2.warpAffine(
+                hair,
+                warp,
+                dsize,
+                flags=cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_CONSTANT,
+                borderValue=0,
+            )
+            # Teacher crop -> training crop: where the teacher never looked, nothing is known.
+            seen = np.ones((512, 512), np.uint8)
+            to_crop = warp[:, :2] @ cv2.invertAffineTransform(data["hair_matrix"])
+            to_crop[:, 2] += warp[:, 2]
+            valid &= cv2.warpAffine(
+                seen,
+                to_crop,
+                dsize,
+                flags=cv2.INTER_NEAREST,
+                borderMode=cv2.BORDER_CONSTANT,
+                borderValue=0,
+            )
+
+        # Landmarks and their weights.
+        mesh_crop = apply_matrix(warp, mesh) if mesh is not None else None
+        weights = np.zeros(68, np.float32)
+        if points68 is not None:
+            landmarks = apply_matrix(warp, points68)
+            weights[:] = 1.0
+        elif mesh_crop is not None:
+            landmarks = mesh_crop[MESH_TO_IBUG68]
+            weights[17:] = MESH_LANDMARK_WEIGHT
+        else:
+            landmarks = np.zeros((68, 2))
+        if flip:
+            landmarks, weights = landmarks[IBUG_FLIP], weights[IBUG_FLIP]
+        inside = np.all((landmarks >= 0) & (landmarks <= size - 1), axis=1)
+        weights = weights * inside
+
+        # Pose in the (turned, maybe mirrored) crop camera.
+        rotation = np.eye(3)
+        if "rotation" in data:
+            rotation = rotation_to_crop(data["rotation"], alignment)
+            if flip:
+                rotation = mirror_rotation(rotation)
+
+        prior = np.zeros(dsize, np.float32)
+        if mesh_crop is not None:
+            prior = mesh_mask(mesh_crop, dsize, "lips").astype(np.float32) / 255.0
+
+        # Fake previous masks, before the occluder (used when the hand has just arrived).
+        if "labels" in data:
+            previous = np.stack(
+                [
+                    np.isin(parsing, _FACE_CLASSES),
+                    parsing == _HAIR,
+                    np.isin(parsing, _LIP_CLASSES),
+                ]
+            ).astype(np.float32)
+        elif entry["kind"] == "video" and mesh_crop is not None:
+            oval = np.zeros(dsize, np.uint8)
+            cv2.fillPoly(oval, [np.rint(mesh_crop[list(FACE_OVAL)]).astype(np.int32)], 1)
+            previous = np.stack([oval * (1.0 - hair_soft), hair_soft, prior]).astype(np.float32)
+        else:
+            previous = None
+
+        occlusion = np.zeros(dsize, np.float32)
+        occluded = False
+        if rng is not None and entry["kind"] in _OCCLUDABLE and rng.random() < config.occluder:
+            occluder_rgb, alpha = random_occluder(
+                size,
+                _anchors(landmarks),
+                _ocular(landmarks),
+                self._texture_pool(),
+                rng,
+                config,
+            )
+            image = paste_occluder(image, occluder_rgb, alpha)
+            hard = alpha > 0.5
+            occlusion[hard] = 1.0
+            parsing = parsing.copy()
+            parsing[hard] = 0
+            occluded = True
+
+        context = np.zeros((4, size, size), np.float32)
+        context[3] = prior
+        if rng is not None and previous is not None and rng.random() >= config.context_zero:
+            if occluded and rng.random() < 0.7:  # the hand was there in the previous frame too
+                previous = previous * (1.0 - occlusion)[None]
+            context[:3] = fake_previous(previous, rng)
+
+        if rng is not None:
+            image = photometric(image, rng, config)
+
+        kind = entry["kind"]
+        occlusion_weight = float(kind in _OCCLUDABLE and not entry.get("real_occluder", False))
+        return {
+            "image": np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32) / 255.0,
+            "context": context,
+            "parsing": parsing.astype(np.int64),
+            "hair_soft": hair_soft.astype(np.float32),
+            "hair_soft_weight": np.float32(1.0 if "hair" in data else 0.0),
+            "occlusion": occlusion,
+            "occlusion_weight": np.float32(occlusion_weight),
+            "landmarks": landmarks.astype(np.float32),
+            "landmark_weight": weights.astype(np.float32),
+            "rotation": rotation.astype(np.float32),
+            "rotation_weight": np.float32(1.0 if "rotation" in data else 0.0),
+            "valid": valid.astype(np.float32),
+        }
+
+
+def _anchors(landmarks: np.ndarray) -> dict[str, np.ndarray]:
+    """Where occluders go: mouth, nose, eyes and a random face point, crop pixels."""
+    p = landmarks
+    return {
+        "mouth": p[48:68].mean(axis=0),
+        "nose": p[30],
+        "left_eye": p[36:42].mean(axis=0),
+        "right_eye": p[42:48].mean(axis=0),
+        "face": p[17:68].mean(axis=0),
+    }
+
+
+def _ocular(landmarks: np.ndarray) -> float:
+    return float(max(np.linalg.norm(landmarks[45] - landmarks[36]), 10.0))

@@ -1,0 +1,202 @@
+"""The face-model training data: splits, the prepared cache and the augmented samples."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import cv2
+import numpy as np
+import pytest
+
+from arfx.alignment import Alignment, align_ibug68, align_mesh, mirror_rotation
+from arfx.faceparts import IBUG_FLIP, MESH_TO_IBUG68
+from arfx.training import splits
+from arfx.training.augment import AugmentConfig
+from arfx.training.dataset import IGNORE, MESH_LANDMARK_WEIGHT, FaceSamples
+
+from .conftest import data_root, require
+
+SIZE = 256
+KEYS = {
+    "image": ((3, SIZE, SIZE), np.float32),
+    "context": ((4, SIZE, SIZE), np.float32),
+    "parsing": ((SIZE, SIZE), np.int64),
+    "hair_soft": ((SIZE, SIZE), np.float32),
+    "hair_soft_weight": ((), np.float32),
+    "occlusion": ((SIZE, SIZE), np.float32),
+    "occlusion_weight": ((), np.float32),
+    "landmarks": ((68, 2), np.float32),
+    "landmark_weight": ((68,), np.float32),
+    "rotation": ((3, 3), np.float32),
+    "rotation_weight": ((), np.float32),
+    "valid": ((SIZE, SIZE), np.float32),
+}
+# No rotation, zoom or shift: isolates the flip and keeps landmarks inside the crop.
+STILL = AugmentConfig(rotation_deg=0.0, scale=(1.0, 1.0), translation=0.0, occluder=0.0)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    pytest.importorskip("ai_edge_litert")  # the hair teacher: in the test extra
+    from arfx.training.prepare import prepare
+
+    root = require(data_root())
+    out = tmp_path_factory.mktemp("train-cache")
+    report = prepare(
+        root,
+        out,
+        limit={"celebamask": 4, "udacity": 3, "video": 3},
+        videos=["single_face.mp4"],
+    )
+    assert report.counts == {
+        "celebamask/val": 2,
+        "celebamask/train": 2,
+        "udacity/val": 2,
+        "udacity/train": 1,
+        "video/train": 3,
+    }
+    again = prepare(
+        root, out, limit={"celebamask": 4, "udacity": 3, "video": 3}, videos=["single_face.mp4"]
+    )
+    assert again.new == 0 and again.counts == report.counts  # idempotent
+    return out
+
+
+def test_splits_are_disjoint_and_deterministic():
+    root = require(data_root())
+    train = splits.celebamask_split(root, "train")
+    val = splits.celebamask_split(root, "val")
+    assert (len(train), len(val)) == (640, 160)
+    assert not set(train) & set(val)
+    assert sorted(train + val) == splits.celebamask_split(root, "all")
+    assert val == splits.celebamask_split(root, "val")
+    u_train, u_val = splits.udacity_split(root, "train"), splits.udacity_split(root, "val")
+    assert len(u_val) == 100 and len(u_train) + len(u_val) == 578
+    assert not set(u_train) & set(u_val)
+    shuffled = list(train + val)
+    random.Random(1).shuffle(shuffled)
+    assert splits.split_by_hash(shuffled, 160, "val") == val  # order does not matter
+    assert splits.menpo_items(root) and splits.video_items(root)
+
+
+def test_sample_shapes_dtypes_ranges(cache):
+    for split, augment in (("train", True), ("val", False)):
+        samples = FaceSamples(cache, split, augment=augment, seed=0)
+        assert len(samples) == (6 if split == "train" else 4)
+        for i in range(len(samples)):
+            sample = samples[i]
+            assert set(sample) == set(KEYS)
+            for key, (shape, dtype) in KEYS.items():
+                assert sample[key].shape == shape, key
+                assert sample[key].dtype == dtype, key
+            for key in ("image", "context", "hair_soft", "occlusion", "valid"):
+                assert 0.0 <= sample[key].min() and sample[key].max() <= 1.0, key
+            labels = sample["parsing"]
+            assert np.all((labels < 10) | (labels == IGNORE))
+            rotation = sample["rotation"].astype(np.float64)
+            np.testing.assert_allclose(rotation @ rotation.T, np.eye(3), atol=1e-4)
+            kind = samples.kind(i)
+            weights = sample["landmark_weight"]
+            if kind == "udacity":
+                assert np.all(labels == IGNORE) and sample["occlusion_weight"] == 0
+                assert set(np.unique(weights)) <= {0.0, 1.0} and weights.sum() > 34
+            else:
+                assert np.all(weights[:17] == 0)
+                assert set(np.unique(weights[17:])) <= {0.0, MESH_LANDMARK_WEIGHT}
+                assert sample["occlusion_weight"] == 1
+            if kind == "celebamask":
+                assert np.count_nonzero(labels == 1) > 1000  # skin
+            assert sample["hair_soft_weight"] == (kind == "video")
+            if kind == "video":
+                assert sample["hair_soft"].max() > 0.5
+            assert sample["context"][3].max() > 0.5  # every cached face here has a mesh
+
+
+def test_val_is_deterministic_plain_crop(cache):
+    samples = FaceSamples(cache, "val", augment=False, seed=0)
+    other = FaceSamples(cache, "val", augment=False, seed=123)
+    for i in range(len(samples)):
+        a, b, c = samples[i], samples[i], other[i]
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+            np.testing.assert_array_equal(a[key], c[key])
+        assert not a["context"][:3].any() and not a["occlusion"].any()
+        raw = samples.load(i)
+        rgb = cv2.imdecode(raw["image"], cv2.IMREAD_COLOR)[:, :, ::-1]
+        alignment = align_mesh(raw["mesh"]) if "mesh" in raw else align_ibug68(raw["ibug68"])
+        plain = alignment.crop(np.ascontiguousarray(rgb)).transpose(2, 0, 1) / 255.0
+        np.testing.assert_allclose(a["image"], plain, atol=1e-6)
+
+
+def test_train_augmentation_varies(cache):
+    samples = FaceSamples(cache, "train", augment=True, seed=0)
+    first, second = samples[0], samples[0]
+    assert not np.array_equal(first["image"], second["image"])
+    replay = FaceSamples(cache, "train", augment=True, seed=0)[0]
+    np.testing.assert_array_equal(first["image"], replay["image"])  # reproducible from seed
+
+
+def test_landmarks_round_trip_to_frame(cache):
+    samples = FaceSamples(cache, "val", augment=False)
+    checked = set()
+    for i in range(len(samples)):
+        raw, sample = samples.load(i), samples[i]
+        alignment = align_mesh(raw["mesh"]) if "mesh" in raw else align_ibug68(raw["ibug68"])
+        back = Alignment(alignment.matrix).to_frame(sample["landmarks"])
+        truth = raw["ibug68"] if "ibug68" in raw else raw["mesh"][MESH_TO_IBUG68, :2]
+        np.testing.assert_allclose(back, truth, atol=1e-2)
+        checked.add(samples.kind(i))
+    assert checked == {"celebamask", "udacity"}
+
+
+def test_flip_keeps_landmark_semantics(cache):
+    plain = FaceSamples(
+        cache, "train", augment=True, seed=5, config=dataclasses.replace(STILL, flip=0.0)
+    )
+    flipped = FaceSamples(
+        cache, "train", augment=True, seed=5, config=dataclasses.replace(STILL, flip=1.0)
+    )
+    for i in range(len(plain)):
+        a, b = plain[i], flipped[i]
+        for s in (a, b):  # iBUG 36-41 is the image-left eye, in both
+            assert s["landmarks"][36:42, 0].mean() < s["landmarks"][42:48, 0].mean()
+            assert s["landmarks"][48, 0] < s["landmarks"][54, 0]
+        mirrored = a["landmarks"][IBUG_FLIP].copy()
+        mirrored[:, 0] = SIZE - 1 - mirrored[:, 0]
+        np.testing.assert_allclose(b["landmarks"], mirrored, atol=1e-3)
+        np.testing.assert_array_equal(b["landmark_weight"], a["landmark_weight"][IBUG_FLIP])
+        # Same labels mirrored (up to warpAffine's fixed-point rounding at label borders).
+        assert np.mean(b["parsing"] == a["parsing"][:, ::-1]) > 0.995
+        np.testing.assert_allclose(b["rotation"], mirror_rotation(a["rotation"]), atol=1e-5)
+        assert abs(b["context"][3].sum() - a["context"][3].sum()) < 0.02 * a["context"][3].sum()
+
+
+def test_occluders_are_background(cache):
+    samples = FaceSamples(
+        cache,
+        "train",
+        augment=True,
+        seed=2,
+        config=dataclasses.replace(STILL, occluder=1.0, flip=0.0),
+    )
+    found = 0
+    for i in range(len(samples)):
+        sample = samples[i]
+        occluder = sample["occlusion"] > 0
+        if samples.kind(i) == "udacity":
+            assert not occluder.any()
+            continue
+        assert occluder.any() and set(np.unique(sample["occlusion"])) == {0.0, 1.0}
+        assert np.all(sample["parsing"][occluder] == 0)
+        found += 1
+        # The mesh lip prior is left as the tracker would draw it, under the occluder too.
+        reference = FaceSamples(
+            cache,
+            "train",
+            augment=True,
+            seed=2,
+            config=dataclasses.replace(STILL, occluder=0.0, flip=0.0),
+        )[i]
+        np.testing.assert_array_equal(sample["context"][3], reference["context"][3])
+    assert found == 5

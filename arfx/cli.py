@@ -363,8 +363,20 @@ def cmd_info(args: argparse.Namespace) -> int:
         ctx.release()
     except Exception as exc:  # noqa: BLE001 - info must report, not fail
         print(f"OpenGL (EGL): unavailable: {exc}")
-    print(f"ONNX Runtime providers available: {', '.join(available_providers())}")
+    print(f"ONNX Runtime providers built in: {', '.join(available_providers())}")
     print(f"ONNX Runtime providers for device=auto: {', '.join(select_providers('auto'))}")
+    from .model import DEFAULT_MODEL, FaceModel
+
+    if DEFAULT_MODEL.is_file():
+        try:
+            model = FaceModel(DEFAULT_MODEL, device="auto")
+            size = DEFAULT_MODEL.stat().st_size / 1e6
+            print(f"face model: {DEFAULT_MODEL} ({size:.1f} MB)")
+            print(f"face model runs on: {', '.join(model.providers)}")
+        except Exception as exc:  # noqa: BLE001 - info must report, not fail
+            print(f"face model: {DEFAULT_MODEL}: cannot load: {exc}")
+    else:
+        print(f"face model: not installed ({DEFAULT_MODEL}); masks come from the mesh")
     print(f"built-in effects: {builtin_effects_dir()}")
     print(f"shared shaders: {shaders_dir()}")
     return EXIT_OK

@@ -6,7 +6,12 @@ instead of skipping it, so a broken checkout cannot pass silently.
 
 from __future__ import annotations
 
+import ctypes.util
 import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,12 +24,25 @@ def data_root() -> Path:
     return Path(env) if env else REPO.parent / "shared" / "data"
 
 
+def under_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require_tool(reason: str | None) -> None:
+    """A missing tool (``reason`` says which) fails the test under CI and skips it elsewhere."""
+    if reason is None:
+        return
+    if under_ci():
+        pytest.fail(f"cannot run this test: {reason}")
+    pytest.skip(reason)
+
+
 def require(path: Path) -> Path:
     """Return ``path`` if it exists; otherwise fail under CI and skip elsewhere."""
     if path.exists():
         return path
     message = f"test data missing: {path} (set ARFX_DATA to the shared data folder)"
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+    if under_ci():
         pytest.fail(message)
     pytest.skip(message)
 
@@ -44,3 +62,40 @@ def video_path():
 def image_path():
     """image_path("obama.jpg") -> Path in shared/data/images."""
     return lambda name: require(data_root() / "images" / name)
+
+
+def _display_unavailable() -> str | None:
+    if sys.platform != "linux":
+        return "window tests drive an X server (Linux only)"
+    if shutil.which("Xvfb") is None:
+        return "Xvfb is not installed"
+    if not (ctypes.util.find_library("X11") and ctypes.util.find_library("Xtst")):
+        return "libX11/libXtst are not installed (needed to send key and close events)"
+    return None
+
+
+@pytest.fixture
+def virtual_display() -> Iterator[str]:
+    """A private Xvfb server; yields its DISPLAY. Xvfb picks a free display number itself.
+
+    OpenCV windows must run in a child process with this DISPLAY: the wheel's Qt has no
+    headless platform, and cv2.imshow would abort the pytest process without one.
+    """
+    require_tool(_display_unavailable())
+    read_fd, write_fd = os.pipe()
+    server = subprocess.Popen(
+        ["Xvfb", "-displayfd", str(write_fd), "-nolisten", "tcp", "-screen", "0", "800x600x24"],
+        pass_fds=(write_fd,),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    os.close(write_fd)
+    try:
+        with os.fdopen(read_fd) as pipe:
+            number = pipe.readline().strip()
+        if not number:
+            pytest.fail("Xvfb did not start")
+        yield f":{number}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

@@ -16,12 +16,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import pytest
 
+from .conftest import require_tool
 from .helpers import decode, remux_faststart
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -137,37 +137,9 @@ def test_batch_render_refuses_an_unknown_effect(tmp_path: Path) -> None:
 # --- webcam_demo under a private X server -------------------------------------------------
 
 
-def _must_have(reason: str | None) -> None:
-    """conftest's require() rule for tools: under CI a missing one fails, elsewhere skips."""
-    if reason is None:
-        return
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"cannot test webcam_demo: {reason}")
-    pytest.skip(reason)
-
-
 @pytest.fixture
-def display() -> Iterator[str]:
-    """A private Xvfb server (as in test_sinks.py); yields its DISPLAY."""
-    _must_have("needs Linux and X11" if sys.platform != "linux" else None)
-    _must_have(None if shutil.which("Xvfb") else "Xvfb is not installed")
-    read_fd, write_fd = os.pipe()
-    server = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_fd), "-nolisten", "tcp", "-screen", "0", "800x600x24"],
-        pass_fds=(write_fd,),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(write_fd)
-    try:
-        with os.fdopen(read_fd) as pipe:
-            number = pipe.readline().strip()
-        if not number:
-            pytest.fail("Xvfb did not start")
-        yield f":{number}"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+def display(virtual_display: str) -> str:
+    return virtual_display
 
 
 def gui_env(display: str) -> dict[str, str]:
@@ -189,7 +161,7 @@ class Keyboard:
 
     def __init__(self, display: str) -> None:
         names = ctypes.util.find_library("X11"), ctypes.util.find_library("Xtst")
-        _must_have(None if all(names) else "libX11/libXtst are not installed")
+        require_tool(None if all(names) else "libX11/libXtst are not installed")
         self.x11, self.xtst = (ctypes.CDLL(name) for name in names)
         self.x11.XOpenDisplay.restype = ctypes.c_void_p
         self.x11.XOpenDisplay.argtypes = [ctypes.c_char_p]

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import ctypes.util
 import itertools
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -357,43 +355,6 @@ PREVIEW_CHILD = textwrap.dedent(
     print("close:", run("arfx-close", lambda: click_close("arfx-close")))
     """
 )
-
-
-def _preview_unavailable() -> str | None:
-    if sys.platform != "linux":
-        return "the preview test drives an X server (Linux only)"
-    if shutil.which("Xvfb") is None:
-        return "Xvfb is not installed"
-    if not (ctypes.util.find_library("X11") and ctypes.util.find_library("Xtst")):
-        return "libX11/libXtst are not installed (needed to send key and close events)"
-    return None
-
-
-@pytest.fixture
-def virtual_display():
-    """A private Xvfb server; yields its DISPLAY. Xvfb picks a free display number itself."""
-    reason = _preview_unavailable()
-    if reason:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"cannot test PreviewSink: {reason}")
-        pytest.skip(reason)
-    read_fd, write_fd = os.pipe()
-    server = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_fd), "-nolisten", "tcp", "-screen", "0", "320x240x24"],
-        pass_fds=(write_fd,),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(write_fd)
-    try:
-        with os.fdopen(read_fd) as pipe:
-            number = pipe.readline().strip()
-        if not number:
-            pytest.fail("Xvfb did not start")
-        yield f":{number}"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def test_preview_sink_quits_on_q_and_on_window_close(virtual_display, tmp_path):

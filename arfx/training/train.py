@@ -1,6 +1,7 @@
 """Train the multitask face model on a time budget.
 
-``python -m arfx.training.train --cache DIR --out RUN_DIR --minutes M --seed 0 [--resume]``
+``python -m arfx.training.train --cache DIR --out RUN_DIR (--minutes M | --steps N) --seed 0
+[--resume]``
 
 Every batch holds a fixed mix of the data sets (CelebAMask parsing, udacity 68 points, video
 teacher labels) so every head gets gradient every step. The budget is wall-clock: after a
@@ -317,7 +318,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--cache", required=True, help="training cache (contains index.json)")
     p.add_argument("--out", required=True, type=Path, help="run folder")
-    p.add_argument("--minutes", type=float, required=True, help="wall-clock budget")
+    p.add_argument("--minutes", type=float, default=None, help="wall-clock budget")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="a fixed number of steps instead of a time budget: replays a run exactly "
+        "(its log.csv records total_steps) on any machine",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue RUN_DIR/last.pt")
     p.add_argument("--batch", type=int, default=12)
@@ -333,7 +341,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ckpt-minutes", type=float, default=5.0)
     p.add_argument("--log-seconds", type=float, default=60.0)
     p.add_argument("--warmup-steps", type=int, default=12, help="steps before timing")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if (args.minutes is None) == (args.steps is None):
+        p.error("give exactly one of --minutes (a time budget) or --steps (a fixed schedule)")
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -385,10 +396,11 @@ def main(argv: list[str] | None = None) -> None:
         flush=True,
     )
 
-    budget = args.minutes * 60.0
     t0 = time.perf_counter() - elapsed  # wall clock of this run, resumed runs included
-    deadline = t0 + budget
+    deadline = t0 + args.minutes * 60.0 if args.steps is None else math.inf
     total = resume["total_steps"] if resume is not None else 10**9
+    if args.steps is not None:
+        total = args.steps
     val_cost = 20.0  # seconds a validation pass takes, re-measured after each
     timing_start: tuple[float, int] | None = None
     timed = resume is None
@@ -419,7 +431,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def estimate_total(now: float) -> int:
         """Steps that fit before the deadline at the measured pace, minus future validations."""
-        if timing_start is None:
+        if timing_start is None or args.steps is not None:
             return total
         t_start, s_start = timing_start
         per_step = (now - t_start) / max(step - s_start, 1)

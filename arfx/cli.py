@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     webcam.add_argument("--record", type=Path, help="also write the output to this video")
     webcam.add_argument("--frames", type=int, help="stop after this many frames")
     webcam.add_argument("--no-preview", action="store_true", help="no window (with --record)")
+    webcam.add_argument(
+        "--watch",
+        action="store_true",
+        help="reload effects whose files change (for effect authors), about once a second",
+    )
     _session_args(webcam)
 
     effects = commands.add_parser("effects", help="list effects and their parameters")
@@ -251,6 +256,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_webcam(args: argparse.Namespace) -> int:
+    import time
     from fractions import Fraction
 
     from .sinks import PreviewClosed, PreviewSink, VideoFileSink
@@ -264,9 +270,15 @@ def cmd_webcam(args: argparse.Namespace) -> int:
     preview = None if args.no_preview else PreviewSink("arfx webcam (q to quit)")
     record: VideoFileSink | None = None
     count = 0
+    checked = time.monotonic()
     try:
         with _make_session(args) as session:
             for frame in session.stream(source):
+                if args.watch and time.monotonic() - checked >= 1.0:
+                    # A few stat() calls; a broken new version is logged and the old one stays.
+                    checked = time.monotonic()
+                    for name in session.reload_effects():
+                        print(f"arfx: reloaded effect {name!r}", file=sys.stderr)
                 if preview is not None:
                     preview.write(frame)
                 if args.record:
@@ -299,43 +311,58 @@ def cmd_webcam(args: argparse.Namespace) -> int:
 
 
 def cmd_effects(args: argparse.Namespace) -> int:
+    """List every effect from its manifest; a broken one is reported (exit 1), not fatal."""
+    from .errors import EffectError
     from .registry import EffectRegistry
 
     registry = EffectRegistry(args.effect_path)
-    specs = [registry.spec(name) for name in registry.names()]
+    specs = []
+    errors = dict(registry.broken)
+    for name in registry.names():
+        try:
+            specs.append(registry.spec(name))
+        except EffectError as exc:
+            errors[name] = str(exc)
     if args.json:
-        print(
-            json.dumps(
-                {
-                    spec.name: {
-                        "version": spec.version,
-                        "description": spec.description,
-                        "folder": str(spec.folder),
-                        "masks": list(spec.masks),
-                        "params": {
-                            p.name: {
-                                "type": p.type,
-                                "default": p.default,
-                                "min": p.min,
-                                "max": p.max,
-                                "choices": list(p.choices),
-                                "description": p.description,
-                            }
-                            for p in spec.params.values()
-                        },
+        listing = {
+            spec.name: {
+                "version": spec.version,
+                "description": spec.description,
+                "folder": str(spec.folder),
+                "manifest": str(spec.manifest),
+                "origin": registry.origins.get(spec.name, ""),
+                "passes": [p.shader for p in spec.passes],
+                "masks": list(spec.masks),
+                "landmarks": spec.landmarks,
+                "pose": spec.pose,
+                "params": {
+                    p.name: {
+                        "type": p.type,
+                        "default": p.default,
+                        "min": p.min,
+                        "max": p.max,
+                        "step": p.step,
+                        "choices": list(p.choices),
+                        "label": p.label,
+                        "description": p.description,
                     }
-                    for spec in specs
+                    for p in spec.params.values()
                 },
-                indent=2,
-            )
-        )
-        return EXIT_OK
-    for spec in specs:
-        print(f"{spec.name} {spec.version}: {spec.description}")
-        print(f"  folder: {spec.folder}")
-        for param in spec.params.values():
-            print(f"  {param.describe()}")
-    return EXIT_OK
+            }
+            for spec in specs
+        }
+        print(json.dumps(listing, indent=2))
+    else:
+        for spec in specs:
+            print(f"{spec.name} {spec.version}: {spec.description}")
+            print(f"  from: {registry.origins.get(spec.name, '')} ({spec.folder})")
+            inputs = [*spec.masks, *(k for k in ("landmarks", "pose") if getattr(spec, k))]
+            print(f"  inputs: {', '.join(inputs) or 'the frame only'}; passes: {len(spec.passes)}")
+            for param in spec.params.values():
+                print(f"  {param.describe()}")
+    for name, error in sorted(errors.items()):
+        print(f"arfx: error: effect {name!r}: {error}", file=sys.stderr)
+    return EXIT_FAILED if errors else EXIT_OK
 
 
 def cmd_info(args: argparse.Namespace) -> int:

@@ -1,9 +1,11 @@
 """The GPU compositor: one OpenGL context, the frame as a texture, a chain of effect passes.
 
-Each pass draws one full-screen triangle with an effect's fragment shader into one of two
-ping-pong framebuffers; the last one is read back into a numpy array. Textures, programs
-and framebuffers live as long as the compositor and are only re-created when the frame
-size changes, never per frame.
+Each pass draws one full-screen triangle with a fragment shader into one of three render
+targets; the last one is read back into a numpy array. Three, not two, because a multi-pass
+effect reads the image that entered it (``u_input``) while its passes ping-pong, and because
+a failing effect is dropped by simply going on from its input. Textures, programs and
+framebuffers live as long as the compositor and are only re-created when the frame size (or
+an effect's program or texture) changes, never per frame.
 
 Images are uploaded row 0 first and read back the same way, so GL's bottom-up convention
 never shows: in every shader pixel (0, 0) is the image's top-left, like landmark pixels.
@@ -11,16 +13,21 @@ never shows: in every shader pixel (0, 0) is the image's top-left, like landmark
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import moderngl
 import numpy as np
 
-from .effect import Effect, FrameContext
+from .effect import Effect, EffectSpec, FrameContext, missing_input_hint
 from .errors import ArfxError, EffectError
+from .pose import camera_matrix
 
 MAX_FACES = 8  # must equal ARFX_MAX_FACES in shaders/arfx.glsl
+LANDMARKS = 478  # must equal ARFX_LANDMARKS in shaders/arfx.glsl
+
+# Texture units: the fixed inputs first, then the effect's masks, then its textures.
+_UNIT_FRAME, _UNIT_INPUT, _UNIT_LANDMARKS, _FIRST_FREE_UNIT = 0, 1, 2, 3
 
 _VERTEX_SHADER = """
 #version 330 core
@@ -30,6 +37,9 @@ void main() {
     gl_Position = vec4(corner * 2.0 - 1.0, 0.0, 1.0);
 }
 """
+
+FailureHandler = Callable[[Effect, EffectError], None]
+_Program = tuple[moderngl.Program, moderngl.VertexArray]
 
 
 def create_context(backend: str | None = "egl") -> moderngl.Context:
@@ -44,6 +54,37 @@ def create_context(backend: str | None = "egl") -> moderngl.Context:
         ) from exc
 
 
+def landmark_array(faces: Sequence[Any]) -> np.ndarray:
+    """(MAX_FACES, LANDMARKS, 4) float32: x, y pixels, z, and 1 where the point exists."""
+    out = np.zeros((MAX_FACES, LANDMARKS, 4), dtype=np.float32)
+    for i, face in enumerate(faces[:MAX_FACES]):
+        points = np.asarray(face.landmarks, dtype=np.float32)[:LANDMARKS]
+        out[i, : len(points), : points.shape[1]] = points
+        out[i, : len(points), 3] = 1.0
+    return out
+
+
+def pose_uniforms(frame: FrameContext) -> dict[str, Any]:
+    """``u_face_rotation``, ``u_face_translation`` and ``u_camera`` for ``frame``'s faces.
+
+    GLSL matrices are column-major, so each row-major numpy matrix is written transposed.
+    """
+    rotation = np.zeros((MAX_FACES, 3, 3), dtype=np.float32)
+    translation = np.zeros((MAX_FACES, 3), dtype=np.float32)
+    for i, face in enumerate(frame.faces[:MAX_FACES]):
+        pose = getattr(face, "pose", None)
+        if pose is not None:
+            rotation[i] = np.asarray(pose.rotation).T
+            translation[i] = pose.translation
+    height, width = frame.image.shape[:2]
+    camera = frame.camera if frame.camera is not None else camera_matrix((width, height))
+    return {
+        "u_face_rotation": rotation,
+        "u_face_translation": translation,
+        "u_camera": np.asarray(camera, dtype=np.float32).T.copy(),
+    }
+
+
 class Compositor:
     """Renders effect passes over frames with one reusable GL context."""
 
@@ -51,91 +92,161 @@ class Compositor:
         self.ctx = create_context(backend)
         # Read now, while the new context is current; later reads may find it inactive.
         self.renderer = str(self.ctx.info.get("GL_RENDERER", "unknown"))
-        self._programs: dict[tuple[str, str], tuple[moderngl.Program, moderngl.VertexArray]] = {}
+        # Compiled passes per spec object; the spec is kept so its id() cannot be reused.
+        self._programs: dict[int, tuple[EffectSpec, list[_Program]]] = {}
         self._size: tuple[int, int] | None = None
         self._source: moderngl.Texture | None = None
         self._targets: list[tuple[moderngl.Texture, moderngl.Framebuffer]] = []
         self._masks: dict[str, moderngl.Texture] = {}
+        self._landmarks: moderngl.Texture | None = None
+        # Per (effect, parameter): the pixels last uploaded (compared by identity) and texture.
+        self._images: dict[tuple[int, str], tuple[np.ndarray, moderngl.Texture]] = {}
         self._closed = False
 
     def render(
         self,
         frame: FrameContext,
         passes: Sequence[tuple[Effect, Mapping[str, Any]]],
+        on_failure: FailureHandler | None = None,
     ) -> np.ndarray:
-        """Run ``passes`` (effect, uniforms) over ``frame.image``; return a new RGB array.
+        """Run each (effect, uniforms) over ``frame.image``; return a new RGB array.
 
-        Raises EffectError naming the effect when its shader fails to compile or link.
+        An effect that fails (its shader does not compile, a uniform cannot be set, GL reports
+        an error) raises EffectError naming it, or, with ``on_failure``, is reported there and
+        left out of this frame while the other effects render.
         """
         if self._closed:
             raise ArfxError("compositor is closed")
         image = frame.image
         height, width = image.shape[:2]
         with self.ctx:
-            programs = [self._program(effect) for effect, _ in passes]
             self._ensure_size(width, height)
             assert self._source is not None
             self._source.write(image)
             for name, mask in frame.masks.items():
                 self._mask_texture(name).write(np.ascontiguousarray(mask))
+            if any(effect.spec.landmarks for effect, _ in passes):
+                self._landmark_texture().write(landmark_array(frame.faces).tobytes())
             boxes = np.zeros((MAX_FACES, 4), dtype=np.float32)
             for i, face in enumerate(frame.faces[:MAX_FACES]):
                 boxes[i] = face.box
-            common = {
+            common: dict[str, Any] = {
                 "u_resolution": (float(width), float(height)),
                 "u_face_count": min(len(frame.faces), MAX_FACES),
                 "u_face_box": boxes,
             }
-            source = self._source
-            for index, ((effect, uniforms), (program, vao)) in enumerate(
-                zip(passes, programs, strict=True)
-            ):
-                texture, framebuffer = self._targets[index % 2]
-                framebuffer.use()
-                source.use(location=0)
-                _set(program, "u_frame", 0)
-                for unit, name in enumerate(effect.spec.masks, start=1):
-                    if name not in frame.masks:
-                        raise EffectError(f"effect {effect.name!r} needs mask {name!r}")
-                    self._masks[name].use(location=unit)
-                    _set(program, f"u_mask_{name}", unit)
-                for key, value in {**common, **uniforms}.items():
-                    _set(program, key, value)
-                vao.render(moderngl.TRIANGLES, vertices=3)
-                source = texture
+            if any(effect.spec.pose for effect, _ in passes):
+                common.update(pose_uniforms(frame))
+            current = self._source
+            _ = self.ctx.error  # clear a stale error so it is not blamed on an effect
+            for effect, uniforms in passes:
+                try:
+                    current = self._run(effect, {**common, **uniforms}, frame, current)
+                except EffectError as exc:
+                    if on_failure is None:
+                        raise
+                    on_failure(effect, exc)
+                except Exception as exc:  # noqa: BLE001 - one effect must not stop the frame
+                    error = _wrap(effect, exc)
+                    if on_failure is None:
+                        raise error from exc
+                    on_failure(effect, error)
             out = np.empty((height, width, 3), dtype=np.uint8)
-            if passes:
-                self._targets[(len(passes) - 1) % 2][1].read_into(out, components=3, alignment=1)
-            else:
+            if current is self._source:
                 out[...] = image
+            else:
+                framebuffer = next(fb for tex, fb in self._targets if tex is current)
+                framebuffer.read_into(out, components=3, alignment=1)
         return out
 
-    def prepare(self, effect: Effect) -> None:
-        """Compile ``effect``'s shader now, so a broken one fails before the first frame."""
-        with self.ctx:
-            self._program(effect)
+    def _run(
+        self,
+        effect: Effect,
+        uniforms: Mapping[str, Any],
+        frame: FrameContext,
+        effect_input: moderngl.Texture,
+    ) -> moderngl.Texture:
+        """Draw every pass of ``effect``; returns the texture holding its output.
 
-    def _program(self, effect: Effect) -> tuple[moderngl.Program, moderngl.VertexArray]:
-        key = (str(effect.spec.folder), effect.spec.shader)
-        if key not in self._programs:
-            source = effect.shader_source()
-            try:
-                program = self.ctx.program(
-                    vertex_shader=_VERTEX_SHADER, fragment_shader=source.text
-                )
-            except moderngl.Error as exc:
+        Never writes ``effect_input``, so on failure the caller goes on from it unchanged.
+        """
+        spec = effect.spec
+        programs = self._compiled(spec)
+        for name in spec.masks:
+            if name not in frame.masks:
+                raise EffectError(f"effect {effect.name!r} needs mask {name!r}")
+        textures = effect.textures()
+        current = effect_input
+        for index, (program, vao) in enumerate(programs):
+            texture, framebuffer = next(
+                t for t in self._targets if t[0] is not current and t[0] is not effect_input
+            )
+            framebuffer.use()
+            current.use(location=_UNIT_FRAME)
+            effect_input.use(location=_UNIT_INPUT)
+            _set(program, "u_frame", _UNIT_FRAME)
+            _set(program, "u_input", _UNIT_INPUT)
+            _set(program, "u_pass", index)
+            if spec.landmarks:
+                assert self._landmarks is not None
+                self._landmarks.use(location=_UNIT_LANDMARKS)
+                _set(program, "u_landmarks", _UNIT_LANDMARKS)
+            unit = _FIRST_FREE_UNIT
+            for name in spec.masks:
+                self._masks[name].use(location=unit)
+                _set(program, f"u_mask_{name}", unit)
+                unit += 1
+            for name, pixels in textures.items():
+                self._image_texture(effect, name, pixels).use(location=unit)
+                _set(program, f"u_{name}", unit)
+                unit += 1
+            for key, value in uniforms.items():
+                _set(program, key, value)
+            vao.render(moderngl.TRIANGLES, vertices=3)
+            error = self.ctx.error
+            if error != "GL_NO_ERROR":
                 raise EffectError(
-                    f"effect {effect.name!r}: shader failed to compile:\n{source.explain(str(exc))}"
-                ) from None
-            self._programs[key] = (program, self.ctx.vertex_array(program, []))
-        return self._programs[key]
+                    f"effect {effect.name!r}: {spec.folder / spec.passes[index].shader}: "
+                    f"OpenGL error {error} in pass {index + 1}"
+                )
+            current = texture
+        return current
+
+    def prepare(self, effect: Effect) -> None:
+        """Compile ``effect``'s passes now, so a broken one fails before the first frame."""
+        with self.ctx:
+            self._compiled(effect.spec)
+
+    def _compiled(self, spec: EffectSpec) -> list[_Program]:
+        entry = self._programs.get(id(spec))
+        if entry is not None and entry[0] is spec:
+            return entry[1]
+        programs: list[_Program] = []
+        try:
+            for source in spec.pass_sources():
+                try:
+                    program = self.ctx.program(
+                        vertex_shader=_VERTEX_SHADER, fragment_shader=source.text
+                    )
+                except moderngl.Error as exc:
+                    log = source.explain(str(exc)).rstrip()
+                    raise EffectError(
+                        f"effect {spec.name!r}: shader failed to compile:\n{log}"
+                        f"{missing_input_hint(spec, log)}"
+                    ) from None
+                programs.append((program, self.ctx.vertex_array(program, [])))
+        except BaseException:
+            _release(programs)
+            raise
+        self._programs[id(spec)] = (spec, programs)
+        return programs
 
     def _ensure_size(self, width: int, height: int) -> None:
         if self._size == (width, height):
             return
         self._release_frame_objects()
         self._source = self.ctx.texture((width, height), 3, alignment=1)
-        for _ in range(2):
+        for _ in range(3):
             texture = self.ctx.texture((width, height), 4)
             self._targets.append((texture, self.ctx.framebuffer(color_attachments=[texture])))
         self._size = (width, height)
@@ -151,6 +262,28 @@ class Compositor:
             self._masks[name] = texture
         return texture
 
+    def _landmark_texture(self) -> moderngl.Texture:
+        if self._landmarks is None:
+            self._landmarks = self.ctx.texture((LANDMARKS, MAX_FACES), 4, dtype="f4")
+            self._landmarks.filter = (moderngl.NEAREST, moderngl.NEAREST)
+            self._landmarks.repeat_x = self._landmarks.repeat_y = False
+        return self._landmarks
+
+    def _image_texture(self, effect: Effect, name: str, pixels: np.ndarray) -> moderngl.Texture:
+        """The GL texture of a texture parameter, uploaded again only when its pixels change."""
+        key = (id(effect), name)
+        cached = self._images.get(key)
+        if cached is not None and cached[0] is pixels:
+            return cached[1]
+        if cached is not None:
+            cached[1].release()
+        height, width = pixels.shape[:2]
+        texture = self.ctx.texture((width, height), 4, pixels.tobytes(), alignment=1)
+        texture.build_mipmaps()
+        texture.filter = (moderngl.LINEAR_MIPMAP_LINEAR, moderngl.LINEAR)
+        self._images[key] = (pixels, texture)
+        return texture
+
     def _release_frame_objects(self) -> None:
         for texture, framebuffer in self._targets:
             framebuffer.release()
@@ -164,13 +297,14 @@ class Compositor:
         self._masks = {}
         self._size = None
 
-    def forget(self, effect: Effect) -> None:
-        """Drop the compiled program of ``effect`` (its shader file changed)."""
-        entry = self._programs.pop((str(effect.spec.folder), effect.spec.shader), None)
-        if entry is not None:
+    def forget(self, target: Effect | EffectSpec) -> None:
+        """Drop the compiled programs of an effect's spec (it was reloaded or removed)."""
+        spec = target.spec if isinstance(target, Effect) else target
+        entry = self._programs.get(id(spec))
+        if entry is not None and entry[0] is spec:
+            del self._programs[id(spec)]
             with self.ctx:
-                entry[1].release()
-                entry[0].release()
+                _release(entry[1])
 
     def close(self) -> None:
         """Release every GL object and the context itself."""
@@ -179,10 +313,15 @@ class Compositor:
         self._closed = True
         with self.ctx:
             self._release_frame_objects()
-            for program, vao in self._programs.values():
-                vao.release()
-                program.release()
+            for _, programs in self._programs.values():
+                _release(programs)
             self._programs = {}
+            for _, texture in self._images.values():
+                texture.release()
+            self._images = {}
+            if self._landmarks is not None:
+                self._landmarks.release()
+                self._landmarks = None
         self.ctx.release()
 
     def __enter__(self) -> Compositor:
@@ -192,12 +331,27 @@ class Compositor:
         self.close()
 
 
+def _release(programs: list[_Program]) -> None:
+    for program, vao in programs:
+        vao.release()
+        program.release()
+
+
+def _wrap(effect: Effect, exc: BaseException) -> EffectError:
+    return EffectError(f"effect {effect.name!r}: rendering failed: {type(exc).__name__}: {exc}")
+
+
 def _set(program: moderngl.Program, name: str, value: Any) -> None:
-    """Set a uniform if the shader uses it (the GLSL compiler drops unused ones)."""
+    """Set a uniform if the shader uses it (the GLSL compiler drops unused ones).
+
+    A numpy array fills a uniform array from its start; the compiler may have shortened the
+    array to the elements the shader reads (``u_face_rotation[0]`` only: length 1).
+    """
     member = program.get(name, None)
     if member is None:
         return
     if isinstance(value, np.ndarray):
-        member.write(np.ascontiguousarray(value, dtype=value.dtype).tobytes())
+        data = np.ascontiguousarray(value).tobytes()
+        member.write(data[: member.array_length * member.dimension * value.itemsize])
     else:
         member.value = value

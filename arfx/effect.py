@@ -1,23 +1,24 @@
-"""Effects: a folder holding a manifest (``meta.json``), a fragment shader and optional hooks.
+"""Effects: a folder holding a manifest, fragment-shader passes, assets and optional hooks.
 
-An effect is data plus a shader, so authors add one without touching arfx itself::
+An effect is data plus shaders, so authors add one without touching arfx itself::
 
     effects/lipstick/
-        meta.json      name, version, parameters, the masks it reads, its shader
+        effect.toml    name, version, parameters, inputs (masks, landmarks, pose), passes
         lipstick.frag  GLSL body; ``#include "color.glsl"`` pulls in shared code
         hooks.py       optional: ``uniforms(frame, params) -> dict`` computed per frame
 
+The manifest may be ``effect.toml``, ``effect.json`` or (the original name) ``meta.json``.
 The compositor prepends ``shaders/arfx.glsl`` (the standard inputs every pass gets) and
 sets ``u_<param>`` for every parameter and ``u_mask_<name>`` for every mask declared.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
+import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -25,16 +26,78 @@ from typing import Any
 
 import numpy as np
 
-from .errors import EffectError
-from .params import ParamSpec
+from .errors import EffectError, ParameterError
+from .params import FILE_TYPES, ParamSpec, inside_folder
 from .resources import shaders_dir
 
-MANIFEST = "meta.json"
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+MANIFESTS = ("effect.toml", "effect.json", "meta.json")
+"""Manifest file names, any one per folder; ``meta.json`` is the original name, still read."""
+MAX_TEXTURE_SIZE = 4096
+"""Largest width or height of a texture parameter's image, in pixels."""
+# GL 3.3 guarantees 16 fragment texture units: frame, input and landmarks take three.
+_MAX_SAMPLERS = 16 - 3
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 # Line numbers are offset by file index * _FILE_STRIDE, since some drivers (Mesa) ignore
 # the source-string number of #line; the offset survives every driver's log format.
 _FILE_STRIDE = 100_000
 _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*$')
+_KNOWN_KEYS = frozenset(
+    ("name", "version", "description", "shader", "passes", "masks", "landmarks", "pose")
+    + ("params", "hooks")
+)
+# Names that only exist in a pass when the manifest declares the input (see shaders/arfx.glsl).
+_INPUT_NAMES = {
+    "landmarks": ("arfx_landmark", "u_landmarks"),
+    "pose": ("u_face_rotation", "u_face_translation", "u_camera", "arfx_head_to"),
+}
+
+
+def find_manifest(folder: Path) -> Path | None:
+    """The manifest file in ``folder``, None if it has none; two manifests are an error."""
+    found = [folder / name for name in MANIFESTS if (folder / name).is_file()]
+    if len(found) > 1:
+        raise EffectError(f"{folder}: more than one manifest ({', '.join(p.name for p in found)})")
+    return found[0] if found else None
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """Parse a TOML or JSON manifest; a syntax error names the file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EffectError(f"{path}: cannot read: {exc}") from None
+    if path.suffix == ".toml":
+        try:
+            return tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            message = str(exc)
+            match = re.search(r"\s*\(at line (\d+), column \d+\)$", message)
+            if match:
+                line = match.group(1)
+                message = message[: match.start()]
+            else:
+                line = str(max(len(text.splitlines()), 1))  # "at end of document"
+                message = re.sub(r"\s*\(at end of document\)$", "", message)
+            raise EffectError(f"{path}:{line}: invalid TOML: {message}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise EffectError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise EffectError(f"{path}: the manifest must be a JSON object")
+    return data
+
+
+@dataclass(frozen=True)
+class PassSpec:
+    """One full-screen fragment-shader pass; it reads the previous pass's output as u_frame."""
+
+    shader: str
 
 
 @dataclass(frozen=True)
@@ -45,75 +108,172 @@ class EffectSpec:
     version: str
     description: str
     folder: Path
-    shader: str
+    passes: tuple[PassSpec, ...]
     masks: tuple[str, ...]
     params: dict[str, ParamSpec]
     hooks: str | None = None
+    landmarks: bool = False
+    pose: bool = False
+    manifest: Path | None = None
+
+    @property
+    def shader(self) -> str:
+        """The first pass's shader (the whole effect, for one-pass effects)."""
+        return self.passes[0].shader
 
     @classmethod
     def load(cls, folder: str | Path) -> EffectSpec:
-        """Read ``folder/meta.json``; every error names the file and what is wrong."""
+        """Read the folder's manifest; every error names the file and what is wrong."""
         folder = Path(folder)
-        path = folder / MANIFEST
-        if not path.is_file():
-            raise EffectError(f"{path}: effect manifest not found")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise EffectError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
-        if not isinstance(data, dict):
-            raise EffectError(f"{path}: the manifest must be a JSON object")
-        known = {"name", "version", "description", "shader", "masks", "params", "hooks"}
-        unknown = sorted(set(data) - known)
+        path = find_manifest(folder)
+        if path is None:
+            raise EffectError(
+                f"{folder}: effect manifest not found (one of {', '.join(MANIFESTS)})"
+            )
+        data = read_manifest(path)
+        unknown = sorted(set(data) - _KNOWN_KEYS)
         if unknown:
             raise EffectError(f"{path}: unknown keys {unknown}")
         name = data.get("name")
-        if not isinstance(name, str) or not _NAME.match(name):
+        if not isinstance(name, str) or not NAME_PATTERN.match(name):
             raise EffectError(f"{path}: 'name' must match [a-z][a-z0-9_]*, got {name!r}")
-        shader = data.get("shader")
-        if not isinstance(shader, str):
-            raise EffectError(f"{path}: 'shader' must name a GLSL file in the effect folder")
-        _inside(folder, shader, path)
+        for key in ("version", "description"):
+            if not isinstance(data.get(key, ""), str):
+                raise EffectError(f"{path}: {key!r} must be a string")
+        passes = _passes(data, folder, path)
         hooks = data.get("hooks")
         if hooks is not None:
-            if not isinstance(hooks, str):
-                raise EffectError(f"{path}: 'hooks' must name a Python file")
-            _inside(folder, hooks, path)
+            _file(folder, hooks, path, "'hooks' must name a Python file in the effect folder")
         masks = data.get("masks", [])
         if not isinstance(masks, list) or not all(isinstance(m, str) for m in masks):
             raise EffectError(f"{path}: 'masks' must be a list of mask names")
+        inputs: dict[str, Any] = {}
+        for key in ("landmarks", "pose"):
+            inputs[key] = data.get(key, False)
+            if not isinstance(inputs[key], bool):
+                raise EffectError(f"{path}: {key!r} must be true or false")
         raw_params = data.get("params", {})
         if not isinstance(raw_params, dict):
-            raise EffectError(f"{path}: 'params' must be an object")
+            raise EffectError(f"{path}: 'params' must be a table (object) of parameters")
         try:
             params = {
-                key: ParamSpec.from_manifest(name, key, entry) for key, entry in raw_params.items()
+                key: ParamSpec.from_manifest(name, key, entry, folder)
+                for key, entry in raw_params.items()
             }
         except EffectError as exc:
             raise EffectError(f"{path}: {exc}") from None
+        textures = [p for p in params.values() if p.type == "texture"]
+        if len(masks) + len(textures) > _MAX_SAMPLERS:
+            raise EffectError(
+                f"{path}: {len(masks)} masks and {len(textures)} textures are more than the "
+                f"{_MAX_SAMPLERS} samplers a pass can have"
+            )
         return cls(
             name=name,
             version=str(data.get("version", "0.0.0")),
             description=str(data.get("description", "")),
             folder=folder.resolve(),
-            shader=shader,
+            passes=passes,
             masks=tuple(masks),
             params=params,
             hooks=hooks,
+            landmarks=inputs["landmarks"],
+            pose=inputs["pose"],
+            manifest=path.resolve(),
         )
 
     def defaults(self) -> dict[str, Any]:
         return {name: spec.default for name, spec in self.params.items()}
 
+    def where(self) -> str:
+        """The manifest path, for messages."""
+        return str(self.manifest or self.folder)
 
-def _inside(folder: Path, relative: str, manifest: Path) -> Path:
+    def defines(self) -> list[str]:
+        """Preprocessor names that switch on the declared inputs in shaders/arfx.glsl."""
+        return [f"ARFX_USE_{key.upper()}" for key in ("landmarks", "pose") if getattr(self, key)]
+
+    def pass_sources(self) -> list[ShaderSource]:
+        """Every pass's GLSL, with the standard prelude and includes resolved."""
+        shared = shaders_dir()
+        return [
+            compose_shader(
+                self.folder / p.shader,
+                [shared],
+                prelude=[shared / "arfx.glsl"],
+                root=self.folder,
+                defines=self.defines(),
+            )
+            for p in self.passes
+        ]
+
+    def files(self) -> list[Path]:
+        """The files this effect is made of (for hot reload): manifest, shaders, includes,
+        hooks, default textures and assets."""
+        files: list[Path] = [self.manifest] if self.manifest else []
+        for source in self.pass_sources():
+            files += source.files
+        if self.hooks:
+            files.append(self.folder / self.hooks)
+        files += [p.path(p.default) for p in self.params.values() if p.type in FILE_TYPES]
+        return list(dict.fromkeys(f.resolve() for f in files))
+
+
+def _passes(data: Mapping[str, Any], folder: Path, path: Path) -> tuple[PassSpec, ...]:
+    """``passes`` (a list of shader files or {shader = ...} tables) or the ``shader`` shorthand."""
+    if ("shader" in data) == ("passes" in data):
+        raise EffectError(f"{path}: give either 'shader' (one pass) or 'passes' (a list)")
+    entries = data["passes"] if "passes" in data else [data["shader"]]
+    if not isinstance(entries, list) or not entries:
+        raise EffectError(f"{path}: 'passes' must be a non-empty list of shader files")
+    passes = []
+    for number, entry in enumerate(entries, start=1):
+        if isinstance(entry, dict):
+            unknown = sorted(set(entry) - {"shader"})
+            if unknown:
+                raise EffectError(f"{path}: pass {number}: unknown keys {unknown}")
+            entry = entry.get("shader")
+        message = f"pass {number}: 'shader' must name a GLSL file in the effect folder"
+        if "passes" not in data:
+            message = "'shader' must name a GLSL file in the effect folder"
+        _file(folder, entry, path, message)
+        passes.append(PassSpec(shader=entry))
+    return tuple(passes)
+
+
+def _file(folder: Path, relative: Any, manifest: Path, wrong_type: str) -> Path:
     """Resolve a manifest-relative file and refuse anything outside the effect folder."""
-    target = (folder / relative).resolve()
-    if folder.resolve() not in target.parents:
-        raise EffectError(f"{manifest}: {relative!r} points outside the effect folder")
-    if not target.is_file():
-        raise EffectError(f"{manifest}: {relative!r} not found in {folder}")
-    return target
+    if not isinstance(relative, str):
+        raise EffectError(f"{manifest}: {wrong_type}")
+    try:
+        return inside_folder(folder, relative)
+    except ValueError as exc:
+        raise EffectError(f"{manifest}: {exc}") from None
+
+
+def load_texture(path: Path) -> np.ndarray:
+    """An image file as RGBA uint8 (rows top first), at most MAX_TEXTURE_SIZE on a side."""
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ValueError(f"{path}: not an image OpenCV can read")
+    height, width = image.shape[:2]
+    if max(width, height) > MAX_TEXTURE_SIZE:
+        raise ValueError(
+            f"{path}: {width}x{height} is larger than {MAX_TEXTURE_SIZE}x{MAX_TEXTURE_SIZE}"
+        )
+    if image.dtype == np.uint16:
+        image = (image // 257).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise ValueError(f"{path}: unsupported pixel type {image.dtype}")
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGBA)
+    elif image.shape[2] == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGBA)
+    else:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
+    return np.ascontiguousarray(image)
 
 
 @dataclass
@@ -136,16 +296,28 @@ class ShaderSource:
 
 
 def compose_shader(
-    path: Path, search: Sequence[Path], prelude: Sequence[Path] = ()
+    path: Path,
+    search: Sequence[Path],
+    prelude: Sequence[Path] = (),
+    *,
+    root: Path | None = None,
+    defines: Iterable[str] = (),
 ) -> ShaderSource:
     """Concatenate ``prelude`` files and ``path``, expanding ``#include "x.glsl"`` once each.
 
-    Includes are looked up beside the including file, then in ``search``. ``#line``
-    directives carry a per-file index, so compile errors map back to file and line.
+    Includes are looked up beside the including file, then in ``search``; they must stay
+    inside ``root`` (default: ``path``'s folder) or a ``search`` folder, so a shader cannot
+    pull in arbitrary files. ``#line`` directives carry a per-file index, so compile errors
+    map back to file and line. ``defines`` become ``#define`` lines after ``#version``.
     """
     source = ShaderSource(text="")
     seen: set[Path] = set()
-    lines = ["#version 330 core"]
+    allowed = [(root or path.parent).resolve(), *(d.resolve() for d in search)]
+    lines = ["#version 330 core", *(f"#define {name}" for name in defines)]
+
+    def permitted(candidate: Path) -> bool:
+        resolved = candidate.resolve()
+        return candidate.is_file() and any(d in resolved.parents for d in allowed)
 
     def emit(file: Path, included_from: str) -> None:
         file = file.resolve()
@@ -154,8 +326,8 @@ def compose_shader(
         seen.add(file)
         try:
             body = file.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise EffectError(f"{included_from}: cannot read {file}: {exc.strerror}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise EffectError(f"{included_from}: cannot read {file}: {exc}") from None
         index = len(source.files)
         source.files.append(file)
         lines.append(f"#line {index * _FILE_STRIDE + 1} {index}")
@@ -163,8 +335,12 @@ def compose_shader(
             match = _INCLUDE.match(line)
             if match:
                 wanted = match.group(1)
+                if Path(wanted).is_absolute() or ".." in Path(wanted).parts:
+                    raise EffectError(
+                        f"{file}:{number}: include {wanted!r} must be a relative path without '..'"
+                    )
                 candidates = [file.parent / wanted, *(d / wanted for d in search)]
-                found = next((c for c in candidates if c.is_file()), None)
+                found = next((c for c in candidates if permitted(c)), None)
                 if found is None:
                     raise EffectError(f"{file}:{number}: include {wanted!r} not found")
                 emit(found, f"{file}:{number}")
@@ -181,14 +357,27 @@ def compose_shader(
     return source
 
 
+def missing_input_hint(spec: EffectSpec, log: str) -> str:
+    """A hint for a compile log that uses landmarks or pose the manifest did not declare."""
+    for key, names in _INPUT_NAMES.items():
+        if not getattr(spec, key) and any(n in log for n in names):
+            return f"\nhint: {spec.where()} must declare {key} = true to use {key} in a shader"
+    return ""
+
+
 @dataclass(frozen=True)
 class FrameContext:
-    """What a hook sees of one frame: the RGB image, its faces and the masks in frame space."""
+    """What a hook sees of one frame: the RGB image, its faces and the masks in frame space.
+
+    ``camera`` is the 3x3 pinhole intrinsics head poses were fitted with (None: the
+    default, f = max(width, height) at the image centre).
+    """
 
     image: np.ndarray
     faces: Sequence[Any]
     masks: Mapping[str, np.ndarray]
     index: int = 0
+    camera: np.ndarray | None = None
 
 
 UniformHook = Callable[[FrameContext, Mapping[str, Any]], Mapping[str, Any]]
@@ -205,6 +394,13 @@ class Effect:
         self.spec = spec
         self._lock = threading.Lock()
         self._values = spec.defaults()
+        self._textures: dict[str, np.ndarray] = {}
+        for key, param in spec.params.items():
+            if param.type == "texture":
+                try:
+                    self._textures[key] = load_texture(param.path(param.default))
+                except ValueError as exc:
+                    raise EffectError(f"{spec.where()}: parameter {key!r}: {exc}") from None
         self._hook: UniformHook | None = None
         self._hook_loaded = False
         self.set(**params)
@@ -219,43 +415,55 @@ class Effect:
         with self._lock:
             return dict(self._values)
 
+    def textures(self) -> dict[str, np.ndarray]:
+        """The current RGBA pixels of each texture parameter (bound as ``u_<name>``)."""
+        with self._lock:
+            return dict(self._textures)
+
     def set(self, **params: Any) -> None:
-        """Change parameters; all are validated before any is applied."""
+        """Change parameters; all are validated (textures loaded) before any is applied."""
         checked = {}
+        textures = {}
         for key, value in params.items():
             spec = self.spec.params.get(key)
             if spec is None:
-                from .errors import ParameterError
-
                 valid = ", ".join(self.spec.params) or "none"
                 raise ParameterError(
                     f"effect {self.name!r} has no parameter {key!r} (parameters: {valid})"
                 )
             checked[key] = spec.validate(value)
+            if spec.type == "texture":
+                try:
+                    textures[key] = load_texture(spec.path(checked[key]))
+                except ValueError as exc:
+                    raise ParameterError(
+                        f"effect {self.name!r}, parameter {key!r}: {exc}"
+                    ) from None
         with self._lock:
             self._values.update(checked)
+            self._textures.update(textures)
 
     def shader_source(self) -> ShaderSource:
-        shared = shaders_dir()
-        return compose_shader(
-            self.spec.folder / self.spec.shader, [shared], prelude=[shared / "arfx.glsl"]
-        )
+        """The first pass's composed GLSL."""
+        return self.spec.pass_sources()[0]
 
     def uniforms(self, frame: FrameContext, params: Mapping[str, Any]) -> dict[str, Any]:
         """Uniform values for one frame: ``u_<param>`` plus whatever the hook adds."""
-        values: dict[str, Any] = {
-            f"u_{key}": self.spec.params[key].uniform(value) for key, value in params.items()
-        }
+        values: dict[str, Any] = {}
+        for key, value in params.items():
+            param = self.spec.params.get(key)  # None: dropped by a reload since the snapshot
+            uniform = None if param is None else param.uniform(value)
+            if uniform is not None:
+                values[f"u_{key}"] = uniform
         hook = self.load_hooks()
         if hook is not None:
             try:
-                extra = hook(frame, params)
+                values.update(hook(frame, params))
             except Exception as exc:  # noqa: BLE001 - a plugin's bug must not kill the session
                 raise EffectError(
-                    f"effect {self.name!r}: {self.spec.hooks}: uniforms() failed: "
-                    f"{type(exc).__name__}: {exc}"
+                    f"effect {self.name!r}: {self.spec.folder / str(self.spec.hooks)}: "
+                    f"uniforms() failed: {type(exc).__name__}: {exc}"
                 ) from exc
-            values.update(extra)
         return values
 
     def load_hooks(self) -> UniformHook | None:
@@ -266,13 +474,12 @@ class Effect:
         if self.spec.hooks is None:
             return None
         path = self.spec.folder / self.spec.hooks
-        module_name = f"arfx_effect_{self.name}_hooks"
-        module_spec = importlib.util.spec_from_file_location(module_name, path)
-        if module_spec is None or module_spec.loader is None:
-            raise EffectError(f"{path}: cannot load hooks")
-        module: ModuleType = importlib.util.module_from_spec(module_spec)
+        # Compiled from the source every time, not through a cached .pyc: a hot reload must
+        # see an edit made within the same second, and nothing is written into the folder.
+        module = ModuleType(f"arfx_effect_{self.name}_hooks")
+        module.__file__ = str(path)
         try:
-            module_spec.loader.exec_module(module)
+            exec(compile(path.read_bytes(), str(path), "exec"), module.__dict__)
         except Exception as exc:  # noqa: BLE001
             raise EffectError(f"{path}: failed to import: {type(exc).__name__}: {exc}") from exc
         hook = getattr(module, "uniforms", None)
@@ -281,9 +488,45 @@ class Effect:
         self._hook = hook
         return hook
 
+    def reloaded(self, spec: EffectSpec) -> Effect:
+        """A new Effect of ``spec`` carrying over this one's values where they are still valid.
+
+        Its hooks are imported now, so a broken new version fails here, not on a frame.
+        """
+        effect = Effect(spec)
+        for key, value in self.params.items():
+            if key in spec.params:
+                try:
+                    effect.set(**{key: value})
+                except EffectError:
+                    pass  # the new manifest changed this parameter: its default applies
+        effect.load_hooks()
+        return effect
+
+    def adopt(self, other: Effect) -> None:
+        """Become ``other`` (a reloaded version of this effect), in place, so references held
+        by the application keep working."""
+        with other._lock:
+            state = (other.spec, dict(other._values), dict(other._textures))
+        with self._lock:
+            self.spec, self._values, self._textures = state
+            self._hook, self._hook_loaded = other._hook, other._hook_loaded
+
     def __repr__(self) -> str:
         values = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
         return f"Effect({self.name}: {values})"
+
+
+def file_stamp(files: Iterable[Path]) -> tuple[tuple[str, int, int], ...]:
+    """(path, mtime_ns, size) of each file, -1 where missing: a cheap "did it change" key."""
+    stamp = []
+    for path in files:
+        try:
+            info = path.stat()
+            stamp.append((str(path), info.st_mtime_ns, info.st_size))
+        except OSError:
+            stamp.append((str(path), -1, -1))
+    return tuple(stamp)
 
 
 def as_float_array(values: Sequence[float], size: int) -> np.ndarray:

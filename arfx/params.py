@@ -1,8 +1,10 @@
 """Typed, ranged effect parameters: parsed from manifests, validated on every change.
 
 A parameter value always has a canonical Python form (float, int, bool, "#rrggbb"
-string or enum choice) and a GLSL uniform form (float, int, bool, vec3 in sRGB [0, 1],
-int index), so the CLI, the Python API and the shaders agree on one meaning.
+string, enum choice, or a file path relative to the effect folder) and a GLSL uniform form
+(float, int, bool, vec3 in sRGB [0, 1], int index; a ``texture`` is bound as a sampler by
+the compositor, an ``asset`` has none), so the CLI, the Python API and the shaders agree on
+one meaning.
 """
 
 from __future__ import annotations
@@ -10,11 +12,14 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .errors import ParameterError
 
-PARAM_TYPES = ("float", "int", "bool", "color", "enum")
+PARAM_TYPES = ("float", "int", "bool", "color", "enum", "texture", "asset")
+FILE_TYPES = ("texture", "asset")
+"""Parameter types whose value is a file inside the effect folder."""
 
 _NAMED_COLORS = {
     "black": "#000000",
@@ -60,6 +65,28 @@ def color_to_rgb(color: str) -> tuple[float, float, float]:
     return tuple(int(color[i : i + 2], 16) / 255.0 for i in (1, 3, 5))  # type: ignore[return-value]
 
 
+def inside_folder(folder: Path, relative: Any) -> Path:
+    """The file ``relative`` names inside ``folder``, resolved; ValueError if it leaves it.
+
+    Refuses absolute paths, ``..`` and symlinks that resolve outside the folder, so a
+    manifest can only ever make arfx read files its own effect ships.
+    """
+    if not isinstance(relative, str) or not relative.strip():
+        raise ValueError(f"expected a file name inside the effect folder, got {relative!r}")
+    path = Path(relative)
+    if path.is_absolute() or path.drive or ".." in path.parts or "\\" in relative:
+        raise ValueError(
+            f"{relative!r} points outside the effect folder (use a relative path without '..')"
+        )
+    root = folder.resolve()
+    target = (root / path).resolve()
+    if root not in target.parents:
+        raise ValueError(f"{relative!r} points outside the effect folder (through a symlink)")
+    if not target.is_file():
+        raise ValueError(f"{relative!r} not found in {folder}")
+    return target
+
+
 def _parse_bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -86,9 +113,13 @@ class ParamSpec:
     label: str = ""
     description: str = ""
     effect: str = field(default="", compare=False)
+    folder: Path | None = field(default=None, compare=False)
+    """The effect folder that ``texture`` and ``asset`` values are relative to."""
 
     @classmethod
-    def from_manifest(cls, effect: str, name: str, entry: dict[str, Any]) -> ParamSpec:
+    def from_manifest(
+        cls, effect: str, name: str, entry: dict[str, Any], folder: Path | None = None
+    ) -> ParamSpec:
         """Build and check a spec from its manifest entry; errors name effect and param."""
         where = f"effect {effect!r}, parameter {name!r}"
         if not isinstance(entry, dict):
@@ -105,6 +136,16 @@ class ParamSpec:
         choices = tuple(entry.get("choices", ()))
         if kind == "enum" and not choices:
             raise ParameterError(f"{where}: an enum needs a non-empty 'choices' list")
+        for key in ("min", "max", "step"):
+            value = entry.get(key)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
+                raise ParameterError(f"{where}: {key!r} must be a number, got {value!r}")
+        if entry.get("step") is not None and not entry["step"] > 0:
+            raise ParameterError(f"{where}: 'step' must be positive, got {entry['step']!r}")
+        if kind in FILE_TYPES and folder is None:
+            raise ParameterError(f"{where}: a {kind} parameter needs the effect's folder")
         spec = cls(
             name=name,
             type=kind,
@@ -116,6 +157,7 @@ class ParamSpec:
             label=str(entry.get("label", name)),
             description=str(entry.get("description", "")),
             effect=effect,
+            folder=folder,
         )
         if spec.min is not None and spec.max is not None and spec.min > spec.max:
             raise ParameterError(f"{where}: min {spec.min} is greater than max {spec.max}")
@@ -144,6 +186,10 @@ class ParamSpec:
                 result = _parse_bool(value)
             elif self.type == "color":
                 result = parse_color(value)
+            elif self.type in FILE_TYPES:
+                assert self.folder is not None  # from_manifest insists on it
+                inside_folder(self.folder, value)
+                result = Path(value).as_posix()
             else:
                 if value not in self.choices:
                     raise ValueError(f"expected one of {list(self.choices)}, got {value!r}")
@@ -157,8 +203,18 @@ class ParamSpec:
                 raise ParameterError(f"{where}: {result} is above the maximum {self.max}")
         return result
 
+    def path(self, value: str) -> Path:
+        """The absolute file a ``texture`` or ``asset`` value names (already validated)."""
+        assert self.type in FILE_TYPES and self.folder is not None
+        return (self.folder / value).resolve()
+
     def uniform(self, value: Any) -> Any:
-        """The value as the shader uniform ``u_<name>`` receives it."""
+        """The value as the shader uniform ``u_<name>`` receives it (None: not a plain uniform).
+
+        A texture is bound by the compositor as ``sampler2D u_<name>``; an asset is for hooks.
+        """
+        if self.type in FILE_TYPES:
+            return None
         if self.type == "color":
             return color_to_rgb(value)
         if self.type == "enum":

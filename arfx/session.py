@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -26,15 +26,16 @@ import cv2
 import numpy as np
 
 from .compositor import Compositor
-from .effect import Effect, FrameContext
-from .errors import ArfxError, EffectError, SinkError
+from .effect import Effect, EffectSpec, FrameContext, file_stamp
+from .errors import ArfxError, EffectError, ParameterError, SinkError
 from .frame import Frame, as_rgb8
 from .inference import DEVICES, select_providers
 from .masks import MESH_MASKS, MeshMasks
 from .model import DEFAULT_MODEL, FaceAnalyzer, FaceModel, ModelMasks
 from .model import MASK_NAMES as MODEL_MASK_NAMES
+from .pose import camera_matrix
 from .progress import Progress
-from .registry import EffectLike, EffectRegistry
+from .registry import EffectLike, EffectRegistry, load_named, parse_effect_spec
 from .sinks import Sink, VideoFileSink
 from .sources import ImageSource, Source, VideoFileSource
 from .tracking import Face, FaceTracker, TrackerOptions
@@ -72,6 +73,10 @@ class SessionOptions:
     """moderngl context backend: "egl" renders headless; None lets moderngl choose."""
     effect_paths: tuple[str | Path, ...] = ()
     """Extra folders of effect plugins, searched after the built-in ones."""
+    skip_broken_effects: bool = False
+    """An effect whose folder is broken (manifest, shader, hooks, assets) is left out and
+    reported in ``Session.effect_errors`` instead of failing the Session. A wrong effect
+    name or parameter value in the session's own list still raises."""
     masks: str = "auto"
     """Where face-region masks come from: "model" (the face model: lips, hair, skin,
     occlusion...), "mesh" (the tracker's lip polygons only) or "auto" (the model when its
@@ -142,19 +147,14 @@ class Session:
         self.options = options
         self.providers = select_providers(options.device)
         self.registry = EffectRegistry(options.effect_paths)
-        self.effects: list[Effect] = self.registry.resolve_all(list(effects))
+        self.effect_errors: dict[str, str] = {}
+        """Effects left out (``skip_broken_effects``) or whose hot reload failed, with why."""
+        self.effects: list[Effect] = self._resolve_effects(effects)
         self._analyzer = None
         if options.uses_model():
             self._analyzer = FaceAnalyzer(FaceModel(options.model_path, device=options.device))
         self.mask_source = "model" if self._analyzer is not None else "mesh"
-        available = MODEL_MASK_NAMES if self._analyzer is not None else MESH_MASKS
-        for effect in self.effects:
-            missing = [m for m in effect.spec.masks if m not in available]
-            if missing:
-                raise EffectError(
-                    f"effect {effect.name!r} needs masks {missing} that the {self.mask_source} "
-                    f"masks do not provide (available: {', '.join(available)})"
-                )
+        self.effects = self._keep_working(self.effects, lambda e: self._check_masks(e.spec))
         self.effect_failures: dict[str, int] = {}
         self._lock = threading.RLock()
         self._index = 0
@@ -162,15 +162,121 @@ class Session:
         self._masks = ModelMasks() if self._analyzer is not None else MeshMasks()
         try:
             self._compositor = Compositor(backend=options.gl_backend)
-            for effect in self.effects:  # compile now: a broken shader fails here, by name
-                self._compositor.prepare(effect)
-                effect.load_hooks()
+            # Compile now: a broken shader fails here, by file and line.
+            self.effects = self._keep_working(self.effects, self._prepare)
+            self._watched = {
+                effect.spec.folder: self._stamp(effect.spec) for effect in self.effects
+            }
         except BaseException:
             self._tracker.close()
             if hasattr(self, "_compositor"):
                 self._compositor.close()
             raise
         self._closed = False
+
+    # -- effects -------------------------------------------------------------------------
+
+    def _resolve_effects(self, items: Sequence[EffectLike]) -> list[Effect]:
+        effects = []
+        for item in items:
+            try:
+                effects.append(self.registry.resolve(item))
+            except ParameterError:
+                raise  # the caller's own parameter values
+            except EffectError as exc:
+                name = _effect_name(item)
+                if name not in self.registry.names() and name not in self.registry.broken:
+                    raise  # an unknown name is the caller's mistake, not a broken plugin
+                self._disable(name, exc)
+        return effects
+
+    def _keep_working(self, effects: list[Effect], check: Callable[[Effect], None]) -> list[Effect]:
+        """``effects`` without those for which ``check`` raises EffectError (which raises
+        instead unless ``skip_broken_effects``)."""
+        kept = []
+        for effect in effects:
+            try:
+                check(effect)
+            except EffectError as exc:
+                self._disable(effect.name, exc)
+                continue
+            kept.append(effect)
+        return kept
+
+    def _disable(self, name: str, exc: EffectError) -> None:
+        if not self.options.skip_broken_effects:
+            raise exc
+        self.effect_errors[name] = str(exc)
+        log.warning("effect %r left out: %s", name, exc)
+
+    def _prepare(self, effect: Effect) -> None:
+        self._compositor.prepare(effect)
+        effect.load_hooks()
+
+    def _check_masks(self, spec: EffectSpec) -> None:
+        available = MODEL_MASK_NAMES if self._analyzer is not None else MESH_MASKS
+        missing = [m for m in spec.masks if m not in available]
+        if missing:
+            raise EffectError(
+                f"effect {spec.name!r} needs masks {missing} that the {self.mask_source} "
+                f"masks do not provide (available: {', '.join(available)})"
+            )
+
+    @staticmethod
+    def _stamp(spec: EffectSpec) -> tuple[list[Path], tuple]:
+        """The files an effect is made of and their current stat() stamp."""
+        files = [*spec.files(), spec.folder]  # the folder: files created, removed or renamed
+        return files, file_stamp(files)
+
+    def reload_effects(self) -> list[str]:
+        """Re-read the effects whose files changed (manifest, shaders, includes, hooks,
+        textures) and recompile them; returns the names reloaded.
+
+        Costs a few stat() calls when nothing changed, so a live preview may call it every
+        second. A new version that fails to load or compile is not used: the previous one
+        keeps rendering and the error is logged and kept in ``effect_errors`` until a later
+        version loads.
+        """
+        with self._lock:
+            self._check_open()
+            groups: dict[Path, list[Effect]] = {}
+            for effect in self.effects:
+                groups.setdefault(effect.spec.folder, []).append(effect)
+            reloaded = []
+            for folder, members in groups.items():
+                files, stamp = self._watched.get(folder, ([folder], ()))
+                now = file_stamp(files)
+                if now == stamp:
+                    continue
+                self._watched[folder] = (files, now)  # a broken version is reported once
+                name = members[0].name
+                try:
+                    self._reload(members)
+                except Exception as exc:  # noqa: BLE001 - a live session must survive an edit
+                    error = str(exc) if isinstance(exc, EffectError) else repr(exc)
+                    self.effect_errors[name] = error
+                    log.warning(
+                        "effect %r: reload failed, the previous version goes on: %s", name, error
+                    )
+                    continue
+                self.effect_errors.pop(name, None)
+                reloaded.append(name)
+                log.info("effect %r reloaded from %s", name, folder)
+            return reloaded
+
+    def _reload(self, members: list[Effect]) -> None:
+        """Load, check and compile the new version of one folder's effects, then switch."""
+        old = members[0].spec
+        spec = load_named(old.name, old.folder)
+        self._check_masks(spec)
+        candidates = [effect.reloaded(spec) for effect in members]
+        self._compositor.prepare(candidates[0])
+        watched = self._stamp(spec)
+        for effect, candidate in zip(members, candidates, strict=True):
+            previous = effect.spec
+            effect.adopt(candidate)
+            self._compositor.forget(previous)
+        self._watched[spec.folder] = watched
 
     # -- configuration -------------------------------------------------------------------
 
@@ -307,7 +413,9 @@ class Session:
             masks = self._masks.build(analyses, rgb.shape[:2], needed)
         else:
             masks = self._masks.build(faces, rgb.shape[:2], needed)
-        context = FrameContext(image=rgb, faces=faces, masks=masks, index=index)
+        height, width = rgb.shape[:2]
+        camera = camera_matrix((width, height), self.options.focal_length)
+        context = FrameContext(image=rgb, faces=faces, masks=masks, index=index, camera=camera)
         passes = []
         for effect in self.effects:
             try:
@@ -316,7 +424,11 @@ class Session:
                 self._report_failure(effect, index, exc)
         if not passes:
             return rgb, faces
-        return self._compositor.render(context, passes), faces
+
+        def failed(effect: Effect, exc: EffectError) -> None:
+            self._report_failure(effect, index, exc)
+
+        return self._compositor.render(context, passes, on_failure=failed), faces
 
     def _report_failure(self, effect: Effect, index: int, exc: Exception) -> None:
         count = self.effect_failures.get(effect.name, 0) + 1
@@ -351,6 +463,15 @@ class Session:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _effect_name(item: EffectLike) -> str:
+    """The effect name an entry of ``Session(effects=...)`` asks for."""
+    if isinstance(item, Effect):
+        return item.name
+    if isinstance(item, str):
+        return parse_effect_spec(item)[0]
+    return str(item[0])
 
 
 def open_source(path: str | Path) -> Source:

@@ -3,10 +3,16 @@
 // Coordinates: pixel (0, 0) is the top-left of the image (numpy row 0) and y grows
 // downward, exactly like landmark coordinates, so arfx_pixel() and a landmark's x, y
 // can be compared directly. uv = pixel / u_resolution.
+//
+// Landmarks and pose exist only in effects whose manifest declares `landmarks = true` /
+// `pose = true` (arfx defines ARFX_USE_LANDMARKS / ARFX_USE_POSE for them).
 
 #define ARFX_MAX_FACES 8
+#define ARFX_LANDMARKS 478
 
 uniform sampler2D u_frame;                 // the image entering this pass (linear filter)
+uniform sampler2D u_input;                 // the image that entered this effect's first pass
+uniform int u_pass;                        // index of this pass in the effect, from 0
 uniform vec2 u_resolution;                 // frame size in pixels
 uniform int u_face_count;                  // number of valid entries below
 uniform vec4 u_face_box[ARFX_MAX_FACES];   // per face: x0, y0, x1, y1 in pixels
@@ -21,6 +27,9 @@ vec2 arfx_uv() { return gl_FragCoord.xy / u_resolution; }
 // The input pixel exactly as uploaded: no filtering, so untouched pixels stay bit-exact.
 vec4 arfx_source() { return texelFetch(u_frame, ivec2(gl_FragCoord.xy), 0); }
 
+// This pixel as it entered the effect (before its first pass), exactly.
+vec4 arfx_input() { return texelFetch(u_input, ivec2(gl_FragCoord.xy), 0); }
+
 // Index of the first face whose box, grown by `margin` times its size, holds `px`; -1 if none.
 int arfx_face_at(vec2 px, float margin) {
     for (int i = 0; i < u_face_count && i < ARFX_MAX_FACES; ++i) {
@@ -32,3 +41,39 @@ int arfx_face_at(vec2 px, float margin) {
     }
     return -1;
 }
+
+#ifdef ARFX_USE_LANDMARKS
+// Every face's 478 mesh points: texel (index, face) = x, y in pixels, z (MediaPipe's relative
+// depth, in pixels, smaller = nearer), w = 1 where the point exists (0 for faces >= count).
+uniform sampler2D u_landmarks;
+
+vec2 arfx_landmark(int face, int index) {
+    return texelFetch(u_landmarks, ivec2(index, face), 0).xy;
+}
+
+float arfx_landmark_depth(int face, int index) {
+    return texelFetch(u_landmarks, ivec2(index, face), 0).z;
+}
+#endif
+
+#ifdef ARFX_USE_POSE
+// Head pose per face (see docs/head-pose.md): a head-frame point p (millimetres, origin
+// between the irises) is at u_face_rotation[f] * p + u_face_translation[f] in camera space,
+// and a camera-space point c projects to pixel (u_camera * c).xy / (u_camera * c).z.
+uniform mat3 u_face_rotation[ARFX_MAX_FACES];
+uniform vec3 u_face_translation[ARFX_MAX_FACES];
+uniform mat3 u_camera;                     // pinhole intrinsics, pixels
+
+vec3 arfx_head_to_camera(int face, vec3 head_mm) {
+    return u_face_rotation[face] * head_mm + u_face_translation[face];
+}
+
+vec2 arfx_camera_to_pixel(vec3 camera_mm) {
+    vec3 h = u_camera * camera_mm;
+    return h.xy / h.z;
+}
+
+vec2 arfx_head_to_pixel(int face, vec3 head_mm) {
+    return arfx_camera_to_pixel(arfx_head_to_camera(face, head_mm));
+}
+#endif

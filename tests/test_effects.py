@@ -126,8 +126,8 @@ def test_bad_manifests_name_the_file(tmp_path: Path) -> None:
     missing = _write_effect(tmp_path, "missing", {"name": "missing", "shader": "nope.frag"})
     with pytest.raises(EffectError, match="'nope.frag' not found"):
         EffectSpec.load(missing)
-    odd = _write_effect(tmp_path, "odd", {"name": "odd", "shader": "fx.frag", "passes": 3})
-    with pytest.raises(EffectError, match=r"odd/meta.json: unknown keys \['passes'\]"):
+    odd = _write_effect(tmp_path, "odd", {"name": "odd", "shader": "fx.frag", "layers": 3})
+    with pytest.raises(EffectError, match=r"odd/meta.json: unknown keys \['layers'\]"):
         EffectSpec.load(odd)
 
 
@@ -153,7 +153,7 @@ def test_includes_expand_once_and_map_lines_back(tmp_path: Path) -> None:
 
 
 def test_shared_shaders_exist() -> None:
-    for name in ("arfx.glsl", "color.glsl", "mask.glsl"):
+    for name in ("arfx.glsl", "color.glsl", "mask.glsl", "blend.glsl", "noise.glsl"):
         assert (shaders_dir() / name).is_file()
     assert (builtin_effects_dir() / "lipstick" / "meta.json").is_file()
 

@@ -155,7 +155,7 @@ def test_includes_expand_once_and_map_lines_back(tmp_path: Path) -> None:
 def test_shared_shaders_exist() -> None:
     for name in ("arfx.glsl", "color.glsl", "mask.glsl", "blend.glsl", "noise.glsl"):
         assert (shaders_dir() / name).is_file()
-    assert (builtin_effects_dir() / "lipstick" / "meta.json").is_file()
+    assert (builtin_effects_dir() / "lipstick" / "effect.json").is_file()
 
 
 def test_effect_repr_and_snapshot_is_a_copy() -> None:

@@ -2,7 +2,7 @@
 
 #include "mask.glsl"
 
-uniform int u_mask;          // index into meta.json's choices
+uniform int u_mask;          // index into effect.json's choices
 uniform vec3 u_color;
 uniform float u_opacity;
 uniform sampler2D u_mask_hair;

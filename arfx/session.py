@@ -309,6 +309,9 @@ class Session:
     def _track(self, rgb: np.ndarray) -> list[Face]:
         faces = self._tracker.track(rgb)
         if self._analyzer is not None:
+            if self.options.static_images:
+                # Unrelated photos: the previous image's masks are no guide to this one.
+                self._analyzer.reset()
             for face, analysis in zip(faces, self._analyzer.analyze(rgb, faces), strict=True):
                 face.analysis = analysis
         return faces

@@ -242,10 +242,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with _make_session(args) as session:
         report = session.render(source, args.output, progress=True)
         if args.png:
+            import itertools
+
             import cv2
 
-            frames = list(HeadPathSource.astronaut(frames=args.frames))
-            middle = session.process_frame(frames[len(frames) // 2])
+            replay = HeadPathSource.astronaut(frames=args.frames)  # the same path again
+            frame = next(itertools.islice(replay, args.frames // 2, None))
+            middle = session.process_frame(frame)
             cv2.imwrite(str(args.png), cv2.cvtColor(middle.image, cv2.COLOR_RGB2BGR))
             print(f"{args.png}: frame {middle.index}, {len(middle.faces)} face(s)")
     print(

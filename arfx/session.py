@@ -36,7 +36,7 @@ from .model import MASK_NAMES as MODEL_MASK_NAMES
 from .pose import camera_matrix
 from .progress import Progress
 from .registry import EffectLike, EffectRegistry, load_named, parse_effect_spec
-from .sinks import Sink, VideoFileSink
+from .sinks import ImageFileSink, Sink, VideoFileSink
 from .sources import ImageSource, Source, VideoFileSource
 from .tracking import Face, FaceTracker, TrackerOptions
 
@@ -501,30 +501,6 @@ def open_sink(path: str | Path, source: Source, keep_partial: bool = True) -> Si
         audio_from=source.path if isinstance(source, VideoFileSource) else None,
         keep_partial=keep_partial,
     )
-
-
-class ImageFileSink(Sink):
-    """Writes the first frame to an image file (written to a temporary name, then renamed)."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        if not self.path.parent.is_dir():
-            raise SinkError(f"{self.path}: output folder does not exist")
-        self._written = False
-
-    def write(self, frame: Frame) -> None:
-        if self._written:
-            return
-        temp = self.path.with_name(f".{self.path.stem}.arfx-tmp{self.path.suffix}")
-        bgr = cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR)
-        if not cv2.imwrite(str(temp), bgr):
-            temp.unlink(missing_ok=True)
-            raise SinkError(f"{self.path}: cannot write image")
-        temp.replace(self.path)
-        self._written = True
-
-    def close(self) -> None:
-        pass
 
 
 def _restore_layout(rgb: np.ndarray, like: np.ndarray) -> np.ndarray:

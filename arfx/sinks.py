@@ -312,6 +312,30 @@ class VideoFileSink(Sink):
             self.abort()
 
 
+class ImageFileSink(Sink):
+    """Writes the first frame to an image file (written to a temporary name, then renamed)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.parent.is_dir():
+            raise SinkError(f"{self.path}: output folder does not exist")
+        self._written = False
+
+    def write(self, frame: Frame) -> None:
+        if self._written:
+            return
+        temp = self.path.with_name(f".{self.path.stem}.arfx-tmp{self.path.suffix}")
+        bgr = cv2.cvtColor(frame.image, cv2.COLOR_RGB2BGR)
+        if not cv2.imwrite(str(temp), bgr):
+            temp.unlink(missing_ok=True)
+            raise SinkError(f"{self.path}: cannot write image")
+        temp.replace(self.path)
+        self._written = True
+
+    def close(self) -> None:
+        pass
+
+
 class PreviewSink(Sink):
     """Show frames in an OpenCV window; q, Esc or closing the window raises PreviewClosed.
 

@@ -99,6 +99,7 @@ class Compositor:
         self._targets: list[tuple[moderngl.Texture, moderngl.Framebuffer]] = []
         self._masks: dict[str, moderngl.Texture] = {}
         self._landmarks: moderngl.Texture | None = None
+        self._zero_mask: moderngl.Texture | None = None
         # Per (effect, parameter): the pixels last uploaded (compared by identity) and texture.
         self._images: dict[tuple[int, str], tuple[np.ndarray, moderngl.Texture]] = {}
         self._closed = False
@@ -196,6 +197,11 @@ class Compositor:
                 self._masks[name].use(location=unit)
                 _set(program, f"u_mask_{name}", unit)
                 unit += 1
+            for name in spec.optional_masks:
+                known = self._masks.get(name) if name in frame.masks else None
+                (known or self._zero_mask_texture()).use(location=unit)
+                _set(program, f"u_mask_{name}", unit)
+                unit += 1
             for name, pixels in textures.items():
                 self._image_texture(effect, name, pixels).use(location=unit)
                 _set(program, f"u_{name}", unit)
@@ -262,6 +268,12 @@ class Compositor:
             self._masks[name] = texture
         return texture
 
+    def _zero_mask_texture(self) -> moderngl.Texture:
+        """1x1 zero: an optional mask the session's mask source lacks reads 0 everywhere."""
+        if self._zero_mask is None:
+            self._zero_mask = self.ctx.texture((1, 1), 1, b"\x00", alignment=1)
+        return self._zero_mask
+
     def _landmark_texture(self) -> moderngl.Texture:
         if self._landmarks is None:
             self._landmarks = self.ctx.texture((LANDMARKS, MAX_FACES), 4, dtype="f4")
@@ -322,6 +334,9 @@ class Compositor:
             if self._landmarks is not None:
                 self._landmarks.release()
                 self._landmarks = None
+            if self._zero_mask is not None:
+                self._zero_mask.release()
+                self._zero_mask = None
         self.ctx.release()
 
     def __enter__(self) -> Compositor:

@@ -48,7 +48,7 @@ _FILE_STRIDE = 100_000
 _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*$')
 _KNOWN_KEYS = frozenset(
     ("name", "version", "description", "shader", "passes", "masks", "landmarks", "pose")
-    + ("params", "hooks")
+    + ("params", "hooks", "optional_masks")
 )
 # Names that only exist in a pass when the manifest declares the input (see shaders/arfx.glsl).
 _INPUT_NAMES = {
@@ -115,6 +115,8 @@ class EffectSpec:
     landmarks: bool = False
     pose: bool = False
     manifest: Path | None = None
+    optional_masks: tuple[str, ...] = ()
+    """Masks read when the session's mask source has them, all-zero when it has not."""
 
     @property
     def shader(self) -> str:
@@ -145,8 +147,13 @@ class EffectSpec:
         if hooks is not None:
             _file(folder, hooks, path, "'hooks' must name a Python file in the effect folder")
         masks = data.get("masks", [])
-        if not isinstance(masks, list) or not all(isinstance(m, str) for m in masks):
-            raise EffectError(f"{path}: 'masks' must be a list of mask names")
+        optional = data.get("optional_masks", [])
+        for key, value in (("masks", masks), ("optional_masks", optional)):
+            if not isinstance(value, list) or not all(isinstance(m, str) for m in value):
+                raise EffectError(f"{path}: {key!r} must be a list of mask names")
+        both = sorted(set(masks) & set(optional))
+        if both:
+            raise EffectError(f"{path}: masks {both} are both required and optional")
         inputs: dict[str, Any] = {}
         for key in ("landmarks", "pose"):
             inputs[key] = data.get(key, False)
@@ -163,10 +170,10 @@ class EffectSpec:
         except EffectError as exc:
             raise EffectError(f"{path}: {exc}") from None
         textures = [p for p in params.values() if p.type == "texture"]
-        if len(masks) + len(textures) > _MAX_SAMPLERS:
+        if len(masks) + len(optional) + len(textures) > _MAX_SAMPLERS:
             raise EffectError(
-                f"{path}: {len(masks)} masks and {len(textures)} textures are more than the "
-                f"{_MAX_SAMPLERS} samplers a pass can have"
+                f"{path}: {len(masks) + len(optional)} masks and {len(textures)} textures are "
+                f"more than the {_MAX_SAMPLERS} samplers a pass can have"
             )
         return cls(
             name=name,
@@ -175,6 +182,7 @@ class EffectSpec:
             folder=folder.resolve(),
             passes=passes,
             masks=tuple(masks),
+            optional_masks=tuple(optional),
             params=params,
             hooks=hooks,
             landmarks=inputs["landmarks"],

@@ -213,14 +213,21 @@ class Session:
         self._compositor.prepare(effect)
         effect.load_hooks()
 
+    @property
+    def _available_masks(self) -> tuple[str, ...]:
+        return MODEL_MASK_NAMES if self._analyzer is not None else MESH_MASKS
+
     def _check_masks(self, spec: EffectSpec) -> None:
-        available = MODEL_MASK_NAMES if self._analyzer is not None else MESH_MASKS
+        available = self._available_masks
         missing = [m for m in spec.masks if m not in available]
         if missing:
             raise EffectError(
                 f"effect {spec.name!r} needs masks {missing} that the {self.mask_source} "
                 f"masks do not provide (available: {', '.join(available)})"
             )
+        unknown = [m for m in spec.optional_masks if m not in {*MODEL_MASK_NAMES, *MESH_MASKS}]
+        if unknown:
+            raise EffectError(f"effect {spec.name!r}: no mask source provides {unknown}")
 
     @staticmethod
     def _stamp(spec: EffectSpec) -> tuple[list[Path], tuple]:
@@ -411,6 +418,8 @@ class Session:
         if not faces or not self.effects:
             return rgb, faces
         needed = sorted({m for effect in self.effects for m in effect.spec.masks})
+        optional = {m for effect in self.effects for m in effect.spec.optional_masks}
+        needed = sorted({*needed, *(optional & set(self._available_masks))})
         if isinstance(self._masks, ModelMasks):
             analyses = [face.analysis for face in faces]
             masks = self._masks.build(analyses, rgb.shape[:2], needed)

@@ -40,6 +40,11 @@ _FACE_CLASSES = [
     CLASS_INDEX[c] for c in PARSING_CLASSES if c not in ("background", "hair", "glasses")
 ]
 _LIP_CLASSES = [CLASS_INDEX["upper_lip"], CLASS_INDEX["lower_lip"]]
+VISIBLE_ONLY = frozenset(("lips", "upper_lip", "lower_lip", "inner_mouth", "skin"))
+"""Masks that effects paint on, so they hold only what is visible: the parsing probability
+times (1 - occlusion). The parsing head already learns to drop occluded lips; the occlusion
+head is a second, independent vote, and a hand must stop lipstick whichever of the two sees
+it."""
 
 
 class ModelError(ArfxError):
@@ -67,6 +72,8 @@ class FaceAnalysis:
         total = self.parsing[CLASS_INDEX[classes[0]]]
         for extra in classes[1:]:
             total = total + self.parsing[CLASS_INDEX[extra]]
+        if name in VISIBLE_ONLY:
+            total = total * (1.0 - self.occlusion)
         return total
 
     def context(self) -> np.ndarray:

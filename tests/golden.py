@@ -56,9 +56,7 @@ def face_crop(image: np.ndarray, box: tuple[float, float, float, float], margin:
     )
 
 
-def assert_matches_golden(
-    name: str, image: np.ndarray, tolerance: Tolerance = Tolerance()
-) -> None:
+def assert_matches_golden(name: str, image: np.ndarray, tolerance: Tolerance = Tolerance()) -> None:
     """Compare RGB ``image`` with ``tests/golden/{name}.png`` (see the module docstring)."""
     path = GOLDEN_DIR / f"{name}.png"
     update = os.environ.get("ARFX_UPDATE_GOLDEN", "") not in ("", "0")

@@ -23,6 +23,7 @@ from arfx.faceparts import MESH_EYE_RINGS
 from arfx.model import (
     DEFAULT_MODEL,
     MASK_NAMES,
+    FaceAnalysis,
     FaceAnalyzer,
     FaceModel,
     ModelError,
@@ -297,3 +298,32 @@ def test_batch_of_two_faces_matches_one_at_a_time(face_model):
         (alone,) = FaceAnalyzer(face_model).analyze(rgb, [face])
         np.testing.assert_allclose(batched.landmarks68, alone.landmarks68, atol=0.05)
         np.testing.assert_allclose(batched.parsing, alone.parsing, atol=1e-3)
+
+
+def test_painted_masks_hold_only_what_the_occlusion_head_leaves_visible():
+    """Lips and skin are multiplied by (1 - occlusion): a hand stops lipstick even where the
+    parsing head still says "lips"; hair and the occlusion map itself are left as they are."""
+    from arfx.alignment import Alignment
+    from arfx.faceparts import CLASS_INDEX
+
+    parsing = np.zeros((10, 256, 256), np.float32)
+    parsing[CLASS_INDEX["upper_lip"], 100:140] = 0.5
+    parsing[CLASS_INDEX["lower_lip"], 100:140] = 0.5
+    parsing[CLASS_INDEX["hair"], 100:140] = 1.0
+    occlusion = np.zeros((256, 256), np.float32)
+    occlusion[:, :128] = 1.0
+    occlusion[:, 128:192] = 0.25
+    analysis = FaceAnalysis(
+        face_id=0,
+        alignment=Alignment(np.eye(2, 3)),
+        parsing=parsing,
+        occlusion=occlusion,
+        landmarks68=np.zeros((68, 2)),
+        rotation=np.eye(3),
+    )
+    lips = analysis.probability("lips")
+    assert lips[120, :128].max() == 0.0
+    np.testing.assert_allclose(lips[120, 130], 0.75)
+    np.testing.assert_allclose(lips[120, 200], 1.0)
+    np.testing.assert_allclose(analysis.probability("hair")[120, :128], 1.0)
+    assert analysis.probability("occlusion") is occlusion

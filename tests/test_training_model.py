@@ -259,3 +259,33 @@ def test_export_round_trip(tmp_path):
         diffs = compare(net, path, image, context)
         assert diffs["parsing"] < 1e-4 and diffs["occlusion"] < 1e-4, diffs
         assert diffs["landmarks"] < 1e-2 and diffs["rotation"] < 1e-4, diffs
+
+
+def test_warm_start_from_onnx_reproduces_the_exported_model(tmp_path):
+    """Weights recovered from an ONNX file (BatchNorms folded into convs) give the same
+    outputs in eval mode, and nearly the same in train mode, so training can continue."""
+    pytest.importorskip("onnx")
+    from arfx.training.export import compare, export_onnx
+    from arfx.training.warmstart import load_onnx_weights
+
+    torch.manual_seed(0)
+    source = FaceNet(TINY)
+    source.train()
+    with torch.no_grad():
+        source(*_inputs(4, seed=5))
+    source.eval()
+    path = export_onnx(source, tmp_path / "face.onnx")
+
+    torch.manual_seed(1)
+    net = FaceNet(TINY)
+    calibration = [_inputs(4, seed=s) for s in (10, 11)]
+    load_onnx_weights(net, path, calibration)
+    net.eval()
+    image, context = (x.numpy() for x in _inputs(2, seed=7))
+    diffs = compare(net, path, image, context)
+    assert diffs["parsing"] < 1e-4 and diffs["occlusion"] < 1e-4, diffs
+    assert diffs["landmarks"] < 1e-2 and diffs["rotation"] < 1e-4, diffs
+
+    other = FaceNet(FaceNetConfig(width=TINY.width, expand=TINY.expand, full_res=16))
+    with pytest.raises(ValueError, match="shape"):
+        load_onnx_weights(other, path, calibration)

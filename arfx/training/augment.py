@@ -51,7 +51,7 @@ class AugmentConfig:
     translation: float = 0.06
     """Of the crop size, each axis."""
     flip: float = 0.5
-    occluder: float = 0.4
+    occluder: float = 0.5
     """Chance of a synthetic occluder on samples whose occlusion target is meaningful."""
     hand: float = 0.5
     """Share of occluders that are hands (the rest: rectangles, ellipses, polygons)."""
@@ -239,8 +239,12 @@ def random_occluder(
     textures: list[np.ndarray],
     rng: np.random.Generator,
     config: AugmentConfig,
+    face_tone: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """An occluder for a ``size`` crop: (RGB float32 HxWx3, alpha float32 HxW).
+
+    ``face_tone`` (RGB 0..255, the face's own skin) colours half of the hands: a person's
+    hand over their mouth has nearly their face's colour, the hardest case to tell apart.
 
     Placed over the mouth half of the time, else the nose, an eye or anywhere on the face
     (``anchors``: crop-pixel points "mouth", "nose", "left_eye", "right_eye", "face"), sized
@@ -269,6 +273,8 @@ def random_occluder(
         base = _SKIN_TONES[lo] + (
             _SKIN_TONES[min(lo + 1, len(_SKIN_TONES) - 1)] - _SKIN_TONES[lo]
         ) * (tone - lo)
+        if face_tone is not None and rng.random() < 0.5:
+            base = np.asarray(face_tone, np.float64) * rng.uniform(0.9, 1.1)
         base = base * rng.uniform(0.85, 1.1, 3) / 255.0
         grain = _texture(textures, size, rng).mean(axis=2)
         grain = 1.0 + (grain - grain.mean()) * rng.uniform(0.1, 0.35)

@@ -306,6 +306,7 @@ class FaceSamples:
                 self._texture_pool(),
                 rng,
                 config,
+                face_tone=_skin_tone(image, landmarks),
             )
             image = paste_occluder(image, occluder_rgb, alpha)
             hard = alpha > 0.5
@@ -352,6 +353,22 @@ def _anchors(landmarks: np.ndarray) -> dict[str, np.ndarray]:
         "right_eye": p[42:48].mean(axis=0),
         "face": p[17:68].mean(axis=0),
     }
+
+
+def _skin_tone(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """Median RGB of the cheeks (between the outer eye corners and the mouth corners)."""
+    radius = max(int(0.12 * _ocular(landmarks)), 2)
+    height, width = image.shape[:2]
+    patches = []
+    for eye, mouth in ((36, 48), (45, 54)):
+        x, y = np.rint(0.5 * (landmarks[eye] + landmarks[mouth])).astype(int)
+        x0, y0 = max(x - radius, 0), max(y - radius, 0)
+        patch = image[y0 : min(y + radius, height), x0 : min(x + radius, width)]
+        if patch.size:
+            patches.append(patch.reshape(-1, 3))
+    if not patches:
+        return np.array([180.0, 140.0, 120.0])
+    return np.median(np.concatenate(patches), axis=0).astype(np.float64)
 
 
 def _ocular(landmarks: np.ndarray) -> float:

@@ -328,6 +328,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue RUN_DIR/last.pt")
+    p.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        help="start from these weights: a checkpoint (.pt) or an exported model (.onnx)",
+    )
+    p.add_argument(
+        "--loss-weights",
+        default="",
+        help="task weight overrides, e.g. occlusion=1.5,hair_soft=1 (see losses.LossWeights)",
+    )
     p.add_argument("--batch", type=int, default=12)
     p.add_argument("--mix", default="6,3,3", help="celebamask,udacity,video per batch")
     p.add_argument("--lr", type=float, default=3e-3, help="peak AdamW learning rate")
@@ -345,6 +356,39 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if (args.minutes is None) == (args.steps is None):
         p.error("give exactly one of --minutes (a time budget) or --steps (a fixed schedule)")
     return args
+
+
+def parse_loss_weights(text: str) -> LossWeights:
+    """``name=value,...`` over LossWeights' defaults; an unknown name is an error."""
+    values = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, value = item.partition("=")
+        if name not in LossWeights.__dataclass_fields__:
+            raise SystemExit(f"--loss-weights: unknown task {name!r}")
+        values[name] = float(value)
+    return LossWeights(**values)
+
+
+def init_weights(net: FaceNet, path: Path, samples: FaceSamples, images: int = 96) -> None:
+    """Load a checkpoint's or an exported model's weights into ``net`` (see warmstart)."""
+    if path.suffix == ".onnx":
+        from .warmstart import load_onnx_weights
+
+        rng = np.random.default_rng(0)
+        picks = rng.choice(len(samples), min(images, len(samples)), replace=False)
+        items = [samples[int(i)] for i in picks]
+        batches = [
+            tuple(
+                torch.from_numpy(np.stack([x[k] for x in items[i : i + 8]]))
+                for k in ("image", "context")
+            )
+            for i in range(0, len(items), 8)
+        ]
+        load_onnx_weights(net, path, batches)
+    else:
+        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=False)["model"])
+    net.train()
+    print(f"initialised from {path}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -368,7 +412,9 @@ def main(argv: list[str] | None = None) -> None:
     available = {k: train_set.kinds.count(k) for k in KINDS}
     mix = resolve_mix(args.mix, args.batch, available)
     class_weights = torch.from_numpy(class_weights_for(args.cache, out, args.seed))
-    loss_weights = LossWeights()
+    loss_weights = parse_loss_weights(args.loss_weights)
+    if args.init is not None and resume is None:
+        init_weights(net, args.init, train_set)
 
     step, elapsed, best = 0, 0.0, -math.inf
     if resume is not None:

@@ -63,13 +63,17 @@ float refined_mask(vec2 px, float radius, float eps) {
     return clamp(dot(a, arfx_input().rgb) + b, 0.0, 1.0);
 }
 
-// Where px lies between the roots (0) and the ends (1) of face's hair, for the ombré.
+// The tip colour's share at px: 0 at the crown of face's hair, rising toward its ends (the
+// hair seen in this frame, measured along the head, so it follows the head as it moves).
+// `ombre` sets how far up from the ends the gradient starts: 1 = at the crown.
 float ombre_weight(int face, vec2 px) {
     if (u_ombre <= 0.0) return 0.0;
     vec4 axis = u_hair_axis[face];
     float t = dot(px - axis.xy, axis.zw);
-    float start = mix(TIP_END, TIP_START, u_ombre);
-    float end = mix(TIP_END + 0.5, TIP_END, u_ombre);
+    vec2 span = u_hair_span[face];
+    float length = max(span.y - span.x, 0.2);
+    float start = span.y - u_ombre * length;
+    float end = span.y + (1.0 - u_ombre) * 0.25 * length;
     return smoothstep(start, end, t);
 }
 
@@ -120,7 +124,8 @@ vec3 dyed_lab(float l, int face, vec3 target, float lift) {
         : (100.0 - new_l) / max(100.0 - target.x, 1.0);
     // Shaded yellow reads olive; blonde hair's shadows are golden brown: turn yellow hues
     // toward orange as they darken.
-    vec2 ab = target.yz * clamp(chroma, 0.0, 1.0);
+    // A muted picture gets a muted dye, as its skin and everything else is.
+    vec2 ab = target.yz * clamp(chroma, 0.0, 1.0) * u_saturation[face];
     float hue = atan(target.z, target.y);
     float yellow = smoothstep(0.95, 1.35, hue) * (1.0 - smoothstep(1.9, 2.4, hue));
     float warm = yellow * min(1.5 * clamp(1.0 - new_l / max(target.x, 1.0), 0.0, 1.0), 1.0);

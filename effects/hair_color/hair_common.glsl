@@ -11,7 +11,9 @@ uniform sampler2D u_mask_hair;
 uniform sampler2D u_mask_skin;
 uniform vec3 u_hair_levels[ARFX_MAX_FACES]; // each face's hair lightness: 5th, 50th, 95th pct
 uniform vec3 u_hair_chroma[ARFX_MAX_FACES]; // ... median a, b, 75th pct distance from them
+uniform float u_saturation[ARFX_MAX_FACES];  // the picture's saturation: 1 = ungraded, less if muted
 uniform vec4 u_hair_axis[ARFX_MAX_FACES];    // forehead top xy; zw: down axis / face length
+uniform vec2 u_hair_span[ARFX_MAX_FACES];    // the hair's crown and ends along that axis
 uniform vec3 u_crop_x[ARFX_MAX_FACES];       // frame pixel -> model crop pixel, rows
 uniform vec3 u_crop_y[ARFX_MAX_FACES];
 uniform float u_crop_pixel[ARFX_MAX_FACES];  // frame pixels per crop pixel
@@ -24,8 +26,6 @@ const float SKIN_HIGH = 0.9;
 const float CROP = 256.0;
 const float CROP_FADE = 10.0;   // crop pixels over which the mask fades at the crop's edge
 const int TAPS = 2;             // guided filter window: (2 TAPS + 1)^2 samples
-const float TIP_START = -0.3;   // ombré position (0 = forehead top, 1 = chin) of the roots
-const float TIP_END = 1.8;      // ... and of long hair's ends
 const float SHADOW_DEPTH = 0.55;     // lightened hair's 5th percentile: this much below the median
 const float MAX_STRETCH = 4.0;     // most the shadows' lightness range is stretched by
 const float WARM_HUE = 0.95;        // Lab hue angle (radians) of golden brown

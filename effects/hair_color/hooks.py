@@ -32,10 +32,14 @@ _TO_XYZ = np.array(
     dtype=np.float32,
 )
 _WHITE = np.array([0.95047, 1.0, 1.08883], dtype=np.float32)
-# For a face showing almost no hair: dark brown's lightness (CIELAB L) percentiles 5, 50, 95
-# and chroma (median a, b and spread around them).
-_TYPICAL_LEVELS = np.array([4.0, 20.0, 45.0], dtype=np.float32)
-_TYPICAL_CHROMA = np.array([4.0, 6.0, 8.0], dtype=np.float32)  # warm, a little spread
+# For a face showing almost no hair: dark brown's lightness (CIELAB L) percentiles 5, 50, 95,
+# chroma (median a, b and spread around them); a normally saturated picture; short hair.
+# The hair's extent along the head (0 = top of the forehead, 1 = chin): crown to ends.
+_TYPICAL = np.array([4.0, 20.0, 45.0, 4.0, 6.0, 8.0, 1.0, -0.4, 1.0], dtype=np.float32)
+_SPAN_PERCENTILES = (2, 98)
+_TYPICAL_SKIN_CHROMA = 20.0  # CIELAB chroma of skin in an ungraded photo: 24-38 in ours
+_MIN_SATURATION = 0.4
+_SKIN_SURE = 0.9 * 255
 _PERCENTILES = (5, 50, 95)
 _HAIR_CERTAIN = 0.6 * 255  # model probability above which a pixel counts for the statistics
 _SKIN_CERTAIN = 0.5 * 255
@@ -95,30 +99,56 @@ def lab(linear: np.ndarray) -> np.ndarray:
     )
 
 
-def hair_stats(frame: FrameContext, index: int) -> tuple[np.ndarray, np.ndarray]:
-    """Face ``index``'s hair, from the pixels that are surely hair: lightness percentiles
-    (5, 50, 95) and chroma (median a, b and the 75th percentile of the distance to them)."""
+def hair_stats(frame: FrameContext, index: int, axis: np.ndarray) -> np.ndarray:
+    """Face ``index``'s statistics: its hair's lightness percentiles (5, 50, 95), chroma
+    (median a, b and the 75th percentile of the distance to them) and extent along ``axis``
+    (crown and ends, for the ombré), from the pixels that are surely hair; and the
+    picture's saturation (its skin's chroma relative to typical skin: a desaturated grade
+    should desaturate the new hair colour alike)."""
     faces = frame.faces
     height, width = frame.image.shape[:2]
     bounds = _crop_bounds(faces[index], width, height)
     if bounds is None:
-        return _TYPICAL_LEVELS, _TYPICAL_CHROMA
+        return _TYPICAL
     x0, y0, x1, y1 = bounds
     step = max(1, int(np.ceil(np.sqrt((x1 - x0) * (y1 - y0) / _MAX_SAMPLES))))
     hair = frame.masks["hair"][y0:y1:step, x0:x1:step]
     skin = frame.masks["skin"][y0:y1:step, x0:x1:step]
-    rows, cols = np.nonzero((hair > _HAIR_CERTAIN) & (skin < _SKIN_CERTAIN))
-    if len(faces) > 1:
-        mine = nearest_face(x0 + cols * step, y0 + rows * step, faces) == index
-        rows, cols = rows[mine], cols[mine]
-    if rows.size < _MIN_PIXELS:
-        return _TYPICAL_LEVELS, _TYPICAL_CHROMA
-    colours = lab(_TO_LINEAR[frame.image[y0 + rows * step, x0 + cols * step]])
-    levels = np.percentile(colours[:, 0], _PERCENTILES)
-    # Medians, not means: a wall the model took for hair should not drag the hair's hue.
-    centre = np.median(colours[:, 1:], axis=0)
-    spread = np.percentile(np.linalg.norm(colours[:, 1:] - centre, axis=1), 75)
-    return levels.astype(np.float32), np.array([*centre, spread], dtype=np.float32)
+    stats = _TYPICAL.copy()
+    sample = _sample(frame, index, (hair > _HAIR_CERTAIN) & (skin < _SKIN_CERTAIN), bounds, step)
+    if sample is not None:
+        colours, x, y = sample
+        stats[:3] = np.percentile(colours[:, 0], _PERCENTILES)
+        along = (x - axis[0]) * axis[2] + (y - axis[1]) * axis[3]
+        stats[7:9] = np.percentile(along, _SPAN_PERCENTILES)
+        # Medians, not means: a wall the model took for hair should not drag the hair's hue.
+        centre = np.median(colours[:, 1:], axis=0)
+        spread = np.percentile(np.linalg.norm(colours[:, 1:] - centre, axis=1), 75)
+        stats[3:6] = (*centre, spread)
+    sample = _sample(frame, index, (skin > _SKIN_SURE) & (hair < _SKIN_CERTAIN), bounds, step)
+    if sample is not None:
+        chroma = float(np.median(np.hypot(sample[0][:, 1], sample[0][:, 2])))
+        stats[6] = np.clip(chroma / _TYPICAL_SKIN_CHROMA, _MIN_SATURATION, 1.0)
+    return stats
+
+
+def _sample(
+    frame: FrameContext,
+    index: int,
+    chosen: np.ndarray,
+    bounds: tuple[int, int, int, int],
+    step: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """CIELAB and frame x, y of the ``chosen`` grid points that belong to face ``index``;
+    None if there are too few."""
+    rows, cols = np.nonzero(chosen)
+    x, y = bounds[0] + cols * step, bounds[1] + rows * step
+    if len(frame.faces) > 1:
+        mine = nearest_face(x, y, frame.faces) == index
+        x, y = x[mine], y[mine]
+    if x.size < _MIN_PIXELS:
+        return None
+    return lab(_TO_LINEAR[frame.image[y, x]]), x, y
 
 
 class Smoother:
@@ -147,8 +177,7 @@ _smooth = Smoother()  # one per effect instance: arfx imports hooks.py once per 
 
 
 def uniforms(frame: FrameContext, params: Mapping[str, Any]) -> dict[str, Any]:
-    levels = np.tile(_TYPICAL_LEVELS, (MAX_FACES, 1))
-    chroma = np.tile(_TYPICAL_CHROMA, (MAX_FACES, 1))
+    stats = np.tile(_TYPICAL, (MAX_FACES, 1))
     axis = np.zeros((MAX_FACES, 4), dtype=np.float32)
     crop_x = np.zeros((MAX_FACES, 3), dtype=np.float32)
     crop_y = np.zeros((MAX_FACES, 3), dtype=np.float32)
@@ -164,16 +193,17 @@ def uniforms(frame: FrameContext, params: Mapping[str, Any]) -> dict[str, Any]:
         alignment = face.analysis.alignment
         crop_x[i], crop_y[i] = alignment.matrix[0], alignment.matrix[1]
         crop_pixel[i] = 1.0 / max(alignment.scale, 1e-6)
-        stats = _smooth(face, frame.index, np.concatenate(hair_stats(frame, i)))
-        levels[i], chroma[i] = stats[:3], stats[3:]
+        stats[i] = _smooth(face, frame.index, hair_stats(frame, i, axis[i]))
     root, tip = (
         lab(_srgb_to_linear(params[key]))[0].astype(np.float32) for key in ("color", "tip_color")
     )
     return {
         "u_root_lab": root,
         "u_tip_lab": tip,
-        "u_hair_levels": levels,
-        "u_hair_chroma": chroma,
+        "u_hair_levels": np.ascontiguousarray(stats[:, :3]),
+        "u_hair_chroma": np.ascontiguousarray(stats[:, 3:6]),
+        "u_saturation": np.ascontiguousarray(stats[:, 6]),
+        "u_hair_span": np.ascontiguousarray(stats[:, 7:9]),
         "u_hair_axis": axis,
         "u_crop_x": crop_x,
         "u_crop_y": crop_y,

@@ -14,7 +14,7 @@ never shows: in every shader pixel (0, 0) is the image's top-left, like landmark
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import moderngl
 import numpy as np
@@ -22,6 +22,9 @@ import numpy as np
 from .effect import Effect, EffectSpec, FrameContext, missing_input_hint
 from .errors import ArfxError, EffectError
 from .pose import camera_matrix
+
+if TYPE_CHECKING:
+    from .meshpass import MeshRenderer
 
 MAX_FACES = 8  # must equal ARFX_MAX_FACES in shaders/arfx.glsl
 LANDMARKS = 478  # must equal ARFX_LANDMARKS in shaders/arfx.glsl
@@ -39,7 +42,9 @@ void main() {
 """
 
 FailureHandler = Callable[[Effect, EffectError], None]
-_Program = tuple[moderngl.Program, moderngl.VertexArray]
+# A compiled pass: its program and, for a full-screen pass, the empty vertex array that draws
+# it (None for a mesh pass, which arfx.meshpass draws).
+_Program = tuple[moderngl.Program, moderngl.VertexArray | None]
 
 
 def create_context(backend: str | None = "egl") -> moderngl.Context:
@@ -102,6 +107,7 @@ class Compositor:
         self._zero_mask: moderngl.Texture | None = None
         # Per (effect, parameter): the pixels last uploaded (compared by identity) and texture.
         self._images: dict[tuple[int, str], tuple[np.ndarray, moderngl.Texture]] = {}
+        self._mesh_renderer: MeshRenderer | None = None  # made for the first mesh pass
         self._closed = False
 
     def render(
@@ -177,8 +183,11 @@ class Compositor:
             if name not in frame.masks:
                 raise EffectError(f"effect {effect.name!r} needs mask {name!r}")
         textures = effect.textures()
+        params = effect.params
         current = effect_input
         for index, (program, vao) in enumerate(programs):
+            if not spec.passes[index].enabled(params):
+                continue
             texture, framebuffer = next(
                 t for t in self._targets if t[0] is not current and t[0] is not effect_input
             )
@@ -208,7 +217,10 @@ class Compositor:
                 unit += 1
             for key, value in uniforms.items():
                 _set(program, key, value)
-            vao.render(moderngl.TRIANGLES, vertices=3)
+            if vao is None:
+                self._meshes().draw(effect, index, program, frame, params, framebuffer, unit)
+            else:
+                vao.render(moderngl.TRIANGLES, vertices=3)
             error = self.ctx.error
             if error != "GL_NO_ERROR":
                 raise EffectError(
@@ -222,6 +234,17 @@ class Compositor:
         """Compile ``effect``'s passes now, so a broken one fails before the first frame."""
         with self.ctx:
             self._compiled(effect.spec)
+            params = effect.params
+            for spec in effect.spec.passes:
+                if spec.is_mesh:
+                    self._meshes().model(effect.spec.mesh_path(spec, params), effect)
+
+    def _meshes(self) -> MeshRenderer:
+        if self._mesh_renderer is None:
+            from .meshpass import MeshRenderer
+
+            self._mesh_renderer = MeshRenderer(self.ctx)
+        return self._mesh_renderer
 
     def _compiled(self, spec: EffectSpec) -> list[_Program]:
         entry = self._programs.get(id(spec))
@@ -229,18 +252,22 @@ class Compositor:
             return entry[1]
         programs: list[_Program] = []
         try:
-            for source in spec.pass_sources():
+            for source, vertex in zip(spec.pass_sources(), spec.vertex_sources(), strict=True):
                 try:
                     program = self.ctx.program(
-                        vertex_shader=_VERTEX_SHADER, fragment_shader=source.text
+                        vertex_shader=_VERTEX_SHADER if vertex is None else vertex.text,
+                        fragment_shader=source.text,
                     )
                 except moderngl.Error as exc:
-                    log = source.explain(str(exc)).rstrip()
+                    # Mesa prefixes the stage: "vertex_shader" or "fragment_shader".
+                    stage = vertex if vertex is not None and "vertex_shader" in str(exc) else source
+                    log = stage.explain(str(exc)).rstrip()
                     raise EffectError(
                         f"effect {spec.name!r}: shader failed to compile:\n{log}"
                         f"{missing_input_hint(spec, log)}"
                     ) from None
-                programs.append((program, self.ctx.vertex_array(program, [])))
+                vao = self.ctx.vertex_array(program, []) if vertex is None else None
+                programs.append((program, vao))
         except BaseException:
             _release(programs)
             raise
@@ -316,6 +343,8 @@ class Compositor:
         if entry is not None and entry[0] is spec:
             del self._programs[id(spec)]
             with self.ctx:
+                if self._mesh_renderer is not None:
+                    self._mesh_renderer.forget([program for program, _ in entry[1]])
                 _release(entry[1])
 
     def close(self) -> None:
@@ -325,6 +354,9 @@ class Compositor:
         self._closed = True
         with self.ctx:
             self._release_frame_objects()
+            if self._mesh_renderer is not None:
+                self._mesh_renderer.release()
+                self._mesh_renderer = None
             for _, programs in self._programs.values():
                 _release(programs)
             self._programs = {}
@@ -348,7 +380,8 @@ class Compositor:
 
 def _release(programs: list[_Program]) -> None:
     for program, vao in programs:
-        vao.release()
+        if vao is not None:
+            vao.release()
         program.release()
 
 

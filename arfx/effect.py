@@ -19,7 +19,7 @@ import re
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -93,11 +93,33 @@ def read_manifest(path: Path) -> dict[str, Any]:
     return data
 
 
+OCCLUDERS = ("none", "head")
+"""What a mesh pass draws into the depth buffer before its mesh (see arfx.occluder)."""
+MESH_SUFFIXES = (".glb", ".gltf")
+
+
 @dataclass(frozen=True)
 class PassSpec:
-    """One full-screen fragment-shader pass; it reads the previous pass's output as u_frame."""
+    """One pass. A full-screen fragment-shader pass reads the previous pass's output as
+    u_frame. A mesh pass (``mesh`` set) copies that image and draws a glTF model over it for
+    every face, with a vertex and a fragment (``shader``) shader, depth-tested and placed with
+    the face's head pose. ``when`` holds (parameter, value) pairs that must all match for the
+    pass to run."""
 
     shader: str
+    vertex: str | None = None
+    mesh: str | None = None
+    """An ``asset`` parameter's name (the model is its current value) or a .glb/.gltf file."""
+    occluder: str = "none"
+    when: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def is_mesh(self) -> bool:
+        return self.mesh is not None
+
+    def enabled(self, params: Mapping[str, Any]) -> bool:
+        """Whether this pass runs with these parameter values."""
+        return all(params.get(key) == value for key, value in self.when)
 
 
 @dataclass(frozen=True)
@@ -169,11 +191,13 @@ class EffectSpec:
             }
         except EffectError as exc:
             raise EffectError(f"{path}: {exc}") from None
+        passes = _check_pass_params(passes, params, folder, path)
         textures = [p for p in params.values() if p.type == "texture"]
-        if len(masks) + len(optional) + len(textures) > _MAX_SAMPLERS:
+        samplers = _MAX_SAMPLERS - any(p.is_mesh for p in passes)  # a mesh's base texture
+        if len(masks) + len(optional) + len(textures) > samplers:
             raise EffectError(
                 f"{path}: {len(masks) + len(optional)} masks and {len(textures)} textures are "
-                f"more than the {_MAX_SAMPLERS} samplers a pass can have"
+                f"more than the {samplers} samplers a pass can have"
             )
         return cls(
             name=name,
@@ -186,7 +210,7 @@ class EffectSpec:
             params=params,
             hooks=hooks,
             landmarks=inputs["landmarks"],
-            pose=inputs["pose"],
+            pose=inputs["pose"] or any(p.is_mesh for p in passes),  # mesh passes use the pose
             manifest=path.resolve(),
         )
 
@@ -202,18 +226,37 @@ class EffectSpec:
         return [f"ARFX_USE_{key.upper()}" for key in ("landmarks", "pose") if getattr(self, key)]
 
     def pass_sources(self) -> list[ShaderSource]:
-        """Every pass's GLSL, with the standard prelude and includes resolved."""
-        shared = shaders_dir()
+        """Every pass's (fragment) GLSL, with the standard prelude and includes resolved."""
+        return [self._compose(p.shader, p.is_mesh, vertex=False) for p in self.passes]
+
+    def vertex_sources(self) -> list[ShaderSource | None]:
+        """Every mesh pass's vertex shader GLSL (None for full-screen passes)."""
         return [
-            compose_shader(
-                self.folder / p.shader,
-                [shared],
-                prelude=[shared / "arfx.glsl"],
-                root=self.folder,
-                defines=self.defines(),
-            )
-            for p in self.passes
+            self._compose(p.vertex, True, vertex=True) if p.vertex else None for p in self.passes
         ]
+
+    def _compose(self, file: str, mesh: bool, *, vertex: bool) -> ShaderSource:
+        shared = shaders_dir()
+        defines = self.defines()
+        if mesh:
+            defines.append("ARFX_MESH_PASS")
+        if vertex:
+            defines.append("ARFX_VERTEX_SHADER")
+        return compose_shader(
+            self.folder / file,
+            [shared],
+            prelude=[shared / "arfx.glsl"],
+            root=self.folder,
+            defines=defines,
+        )
+
+    def mesh_path(self, spec: PassSpec, params: Mapping[str, Any]) -> Path:
+        """The model file a mesh pass draws with these parameter values."""
+        assert spec.mesh is not None
+        param = self.params.get(spec.mesh)
+        if param is not None:
+            return param.path(params.get(spec.mesh, param.default))
+        return (self.folder / spec.mesh).resolve()
 
     def files(self) -> list[Path]:
         """The files this effect is made of (for hot reload): manifest, shaders, includes,
@@ -221,6 +264,9 @@ class EffectSpec:
         files: list[Path] = [self.manifest] if self.manifest else []
         for source in self.pass_sources():
             files += source.files
+        for vertex in self.vertex_sources():
+            files += vertex.files if vertex else []
+        files += [self.folder / p.mesh for p in self.passes if p.mesh and p.mesh not in self.params]
         if self.hooks:
             files.append(self.folder / self.hooks)
         files += [p.path(p.default) for p in self.params.values() if p.type in FILE_TYPES]
@@ -236,17 +282,82 @@ def _passes(data: Mapping[str, Any], folder: Path, path: Path) -> tuple[PassSpec
         raise EffectError(f"{path}: 'passes' must be a non-empty list of shader files")
     passes = []
     for number, entry in enumerate(entries, start=1):
+        if isinstance(entry, dict) and "mesh" in entry:
+            passes.append(_mesh_pass(entry, number, folder, path))
+            continue
+        when = {}
         if isinstance(entry, dict):
-            unknown = sorted(set(entry) - {"shader"})
+            unknown = sorted(set(entry) - {"shader", "when"})
             if unknown:
                 raise EffectError(f"{path}: pass {number}: unknown keys {unknown}")
+            when = entry.get("when", {})
             entry = entry.get("shader")
         message = f"pass {number}: 'shader' must name a GLSL file in the effect folder"
         if "passes" not in data:
             message = "'shader' must name a GLSL file in the effect folder"
         _file(folder, entry, path, message)
-        passes.append(PassSpec(shader=entry))
+        passes.append(PassSpec(shader=entry, when=_when(when, number, path)))
     return tuple(passes)
+
+
+def _mesh_pass(entry: Mapping[str, Any], number: int, folder: Path, path: Path) -> PassSpec:
+    """A ``{mesh = ..., vertex = ..., fragment = ...}`` pass (the mesh is checked later,
+    once the parameters are known)."""
+    where = f"pass {number}"
+    unknown = sorted(set(entry) - {"mesh", "vertex", "fragment", "occluder", "when"})
+    if unknown:
+        raise EffectError(f"{path}: {where}: unknown keys {unknown}")
+    for key in ("vertex", "fragment"):
+        _file(folder, entry.get(key), path, f"{where}: a mesh pass needs {key!r}: a GLSL file")
+    mesh = entry["mesh"]
+    if not isinstance(mesh, str) or not mesh:
+        raise EffectError(f"{path}: {where}: 'mesh' must name a glTF file or an asset parameter")
+    occluder = entry.get("occluder", "none")
+    if occluder not in OCCLUDERS:
+        raise EffectError(f"{path}: {where}: 'occluder' must be one of {list(OCCLUDERS)}")
+    return PassSpec(
+        shader=entry["fragment"],
+        vertex=entry["vertex"],
+        mesh=mesh,
+        occluder=occluder,
+        when=_when(entry.get("when", {}), number, path),
+    )
+
+
+def _when(when: Any, number: int, path: Path) -> tuple[tuple[str, Any], ...]:
+    if not isinstance(when, dict):
+        raise EffectError(f"{path}: pass {number}: 'when' must be a table of parameter values")
+    return tuple(when.items())
+
+
+def _check_pass_params(
+    passes: tuple[PassSpec, ...], params: Mapping[str, ParamSpec], folder: Path, path: Path
+) -> tuple[PassSpec, ...]:
+    """Check what passes say about parameters (``mesh``, ``when``); canonical ``when`` values."""
+    checked = []
+    for number, spec in enumerate(passes, start=1):
+        where = f"pass {number}"
+        when = []
+        for key, value in spec.when:
+            if key not in params:
+                raise EffectError(f"{path}: {where}: 'when' names no parameter {key!r}")
+            try:
+                when.append((key, params[key].validate(value)))
+            except EffectError as exc:
+                raise EffectError(f"{path}: {where}: 'when': {exc}") from None
+        if spec.mesh is not None:
+            param = params.get(spec.mesh)
+            if param is not None and param.type != "asset":
+                raise EffectError(
+                    f"{path}: {where}: 'mesh' names the {param.type} parameter {spec.mesh!r}; "
+                    "it must be an asset parameter"
+                )
+            if param is None:
+                _file(folder, spec.mesh, path, f"{where}: 'mesh' must name a glTF file")
+                if Path(spec.mesh).suffix.lower() not in MESH_SUFFIXES:
+                    raise EffectError(f"{path}: {where}: 'mesh' must be a .glb or .gltf file")
+        checked.append(replace(spec, when=tuple(when)))
+    return tuple(checked)
 
 
 def _file(folder: Path, relative: Any, manifest: Path, wrong_type: str) -> Path:

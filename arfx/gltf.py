@@ -638,7 +638,9 @@ def save(
         }
         if mesh.uvs is not None:
             attributes["TEXCOORD_0"] = add(mesh.uvs.astype("<f4"), "VEC2", 5126, 34962, False)
-        indices = add(np.asarray(mesh.indices).astype("<u4"), "SCALAR", 5125, 34963, True)
+        indices = add(
+            np.asarray(mesh.indices).reshape(-1).astype("<u4"), "SCALAR", 5125, 34963, True
+        )
         gltf_meshes.append(
             {
                 "name": mesh.name,

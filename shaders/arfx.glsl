@@ -17,6 +17,7 @@ uniform vec2 u_resolution;                 // frame size in pixels
 uniform int u_face_count;                  // number of valid entries below
 uniform vec4 u_face_box[ARFX_MAX_FACES];   // per face: x0, y0, x1, y1 in pixels
 
+#ifndef ARFX_VERTEX_SHADER
 out vec4 arfx_out;
 
 // Centre of the pixel being shaded, in image pixels.
@@ -29,6 +30,7 @@ vec4 arfx_source() { return texelFetch(u_frame, ivec2(gl_FragCoord.xy), 0); }
 
 // This pixel as it entered the effect (before its first pass), exactly.
 vec4 arfx_input() { return texelFetch(u_input, ivec2(gl_FragCoord.xy), 0); }
+#endif
 
 // Index of the first face whose box, grown by `margin` times its size, holds `px`; -1 if none.
 int arfx_face_at(vec2 px, float margin) {
@@ -76,4 +78,31 @@ vec2 arfx_camera_to_pixel(vec3 camera_mm) {
 vec2 arfx_head_to_pixel(int face, vec3 head_mm) {
     return arfx_camera_to_pixel(arfx_head_to_camera(face, head_mm));
 }
+#endif
+
+#ifdef ARFX_MESH_PASS
+// Mesh passes (a pass with `mesh = ...`): the model is drawn once per face with a pose,
+// over a copy of the pass's input, depth-tested (see docs/effect-authoring.md).
+uniform int u_face;                        // the face being drawn
+uniform mat4 u_projection;                 // camera frame (mm) -> clip space, from u_camera
+uniform vec3 u_mesh_min;                   // the model's bounds, in its file's units and axes
+uniform vec3 u_mesh_max;
+
+// The material of the primitive being drawn (glTF metallic-roughness).
+uniform int u_material;                    // index of the material in the model
+uniform vec4 u_base_color;                 // linear RGBA (baseColorFactor)
+uniform sampler2D u_base_texture;          // baseColorTexture, sRGB-encoded RGBA
+uniform bool u_has_base_texture;
+uniform float u_metallic;
+uniform float u_roughness;
+uniform int u_alpha_mode;                  // 0 OPAQUE, 1 MASK, 2 BLEND (drawn after the others)
+uniform float u_alpha_cutoff;              // for MASK
+
+#ifdef ARFX_VERTEX_SHADER
+in vec3 in_position;                       // the model's vertices, node transforms applied
+in vec3 in_normal;
+in vec2 in_uv;                             // TEXCOORD_0 (0, 0 when the model has none)
+#endif
+
+vec4 arfx_camera_to_clip(vec3 camera_mm) { return u_projection * vec4(camera_mm, 1.0); }
 #endif

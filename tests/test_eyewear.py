@@ -3,6 +3,7 @@ the head, fault isolation), the 2D mode, and golden renders on a shared photo.""
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import shutil
@@ -288,6 +289,29 @@ def test_temples_are_hidden_behind_the_head_at_a_yaw_of_40_degrees(compositor, t
     assert _changed_at(without, image, near).mean() > 0.9
     # Without a face nothing is drawn: the frame comes back bit-identical.
     assert np.array_equal(_render(compositor, occluded, image, [], camera), image)
+
+
+def test_the_fit_is_smoothed_over_consecutive_video_frames() -> None:
+    """The width of a face varies a little from frame to frame; in a video the glasses follow
+    it smoothly, while a new photo (or a cut) starts afresh."""
+    effect = Effect(EffectSpec.load(EFFECT))
+    face, camera = _turned_face(0.0)
+    wider = copy.deepcopy(face)
+    outline = [234, 454, 127, 356, 93, 323]
+    centre = wider.landmarks[outline, 0].mean()
+    wider.landmarks[outline, 0] = centre + (wider.landmarks[outline, 0] - centre) * 1.04
+    image = np.zeros((480, 640, 3), np.uint8)
+
+    def scale(target, index):
+        frame = FrameContext(image=image, faces=[target], masks={}, camera=camera, index=index)
+        return float(np.linalg.norm(effect.uniforms(frame, effect.params)["u_model"][0][0, :3]))
+
+    first = scale(face, 0)
+    jump = scale(wider, 5) / first - 1  # not the next frame: no smoothing
+    assert jump == pytest.approx(0.04, abs=0.01)
+    assert scale(face, 10) == pytest.approx(first, rel=1e-6)
+    step = scale(wider, 11) / first - 1
+    assert 0.1 * jump < step < 0.4 * jump
 
 
 def test_mesh_pass_failures_are_isolated_and_name_the_file(compositor, tmp_path) -> None:

@@ -1,8 +1,9 @@
 """Per-frame uniforms for the eyewear effect.
 
 3d: ``u_model[face]``, the model's fit to each face (arfx.eyewear: front direction, width
-from the face's own width, front on the nose bridge) and ``u_material_role``, which of the
-model's materials take the frame colour (1) or the lens tint (2).
+from the face's own width, smoothed over a video's frames, front on the nose bridge) and
+``u_material_role``, which of the model's materials take the frame colour (1) or the lens
+tint (2).
 
 2d: ``u_overlay[face]``, the homography from frame pixels to the picture's uv: the picture
 is a rectangle in the plane of the frame front, in head millimetres, seen through the pose.
@@ -27,6 +28,10 @@ FOLDER = Path(__file__).resolve().parent
 MAX_MATERIALS = 32  # u_material_role's length in eyewear.frag
 _fits: dict[tuple[Path, str], tuple[gltf.Model, eyewear.Fit]] = {}
 _pictures: dict[Path, tuple[tuple[int, int], tuple[float, float, float, float], float]] = {}
+_widths: dict[int, tuple[int, np.ndarray, float]] = {}  # face id -> (frame index, centre, factor)
+_SMOOTHING = 0.2  # weight of the newest frame's width factor
+_JUMP = 0.25  # a face that moved more than this times its size starts afresh
+_NEW_WIDTH = 0.08  # ... and so does one whose width factor changed more than this
 
 
 def uniforms(frame: FrameContext, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -35,11 +40,33 @@ def uniforms(frame: FrameContext, params: Mapping[str, Any]) -> dict[str, Any]:
     widths = np.zeros(MAX_FACES)
     for i, face in enumerate(frame.faces[:MAX_FACES]):
         if face.pose is not None:
-            factor = head_width_factor(face.landmarks, face.pose, camera)
+            factor = _smoothed(
+                face, frame.index, head_width_factor(face.landmarks, face.pose, camera)
+            )
             widths[i] = eyewear.FRAME_WIDTH * factor * params["scale"]
     if params["mode"] == "2d":
         return _overlay(frame, params, camera, widths)
     return _model(frame, params, widths)
+
+
+def _smoothed(face: Any, index: int, factor: float) -> float:
+    """The face's width factor averaged over the frames before (it varies by about 1% from
+    frame to frame, which would make the glasses breathe). A face that is new, or that
+    jumped (another photo, a cut), starts afresh."""
+    x0, y0, x1, y1 = face.box
+    centre, size = np.array([(x0 + x1) / 2, (y0 + y1) / 2]), max(x1 - x0, y1 - y0)
+    previous = _widths.get(face.id)
+    if (
+        previous is not None
+        and previous[0] == index - 1
+        and np.linalg.norm(centre - previous[1]) < _JUMP * size
+        and abs(factor - previous[2]) < _NEW_WIDTH  # not another person
+    ):
+        factor = previous[2] + _SMOOTHING * (factor - previous[2])
+    _widths[face.id] = (index, centre, factor)
+    if len(_widths) > 4 * MAX_FACES:
+        del _widths[next(iter(_widths))]
+    return factor
 
 
 def _model(frame: FrameContext, params: Mapping[str, Any], widths: np.ndarray) -> dict[str, Any]:

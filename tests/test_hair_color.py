@@ -132,6 +132,22 @@ def test_only_the_hair_changes(session, image_path) -> None:
     assert changed[_hair_core(masks)].mean() > 0.9
 
 
+def test_every_face_gets_its_hair_coloured(session, image_path) -> None:
+    image = _rgb(image_path("two_people.jpg"))
+    out, faces, masks = _render(session, image, color="#2a5bd7")
+    assert len(faces) == 2
+    assert changed_outside(image, out, masks["hair"] >= _REACH) == 0
+    changed = np.any(out != image, axis=2)
+    core = _hair_core(masks)
+    for face in faces:
+        x0, y0, x1, y1 = (int(v) for v in face.box)
+        height = y1 - y0
+        mine = np.zeros_like(core)
+        mine[max(y0 - height, 0) : y1, max(x0 - height // 2, 0) : x1 + height // 2] = True
+        assert (core & mine).sum() > 200
+        assert changed[core & mine].mean() > 0.8
+
+
 def test_zero_strength_leaves_the_frame_bit_exact(session, image_path) -> None:
     image = _rgb(image_path("sergey.png"))
     out, _, _ = _render(session, image, strength=0.0)

@@ -71,9 +71,9 @@ float ombre_weight(int face, vec2 px) {
     vec4 axis = u_hair_axis[face];
     float t = dot(px - axis.xy, axis.zw);
     vec2 span = u_hair_span[face];
-    float length = max(span.y - span.x, 0.2);
-    float start = span.y - u_ombre * length;
-    float end = span.y + (1.0 - u_ombre) * 0.25 * length;
+    float extent = max(span.y - span.x, 0.2);
+    float start = span.y - u_ombre * extent;
+    float end = span.y + (1.0 - u_ombre) * 0.25 * extent;
     return smoothstep(start, end, t);
 }
 
@@ -122,10 +122,10 @@ vec3 dyed_lab(float l, int face, vec3 target, float lift) {
     float chroma = new_l < target.x
         ? pow(new_l / max(target.x, 1.0), 0.7)
         : (100.0 - new_l) / max(100.0 - target.x, 1.0);
-    // Shaded yellow reads olive; blonde hair's shadows are golden brown: turn yellow hues
-    // toward orange as they darken.
     // A muted picture gets a muted dye, as its skin and everything else is.
     vec2 ab = target.yz * clamp(chroma, 0.0, 1.0) * u_saturation[face];
+    // Shaded yellow reads olive; blonde hair's shadows are golden brown: turn yellow hues
+    // toward orange as they darken.
     float hue = atan(target.z, target.y);
     float yellow = smoothstep(0.95, 1.35, hue) * (1.0 - smoothstep(1.9, 2.4, hue));
     float warm = yellow * min(1.5 * clamp(1.0 - new_l / max(target.x, 1.0), 0.0, 1.0), 1.0);

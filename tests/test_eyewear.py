@@ -434,3 +434,32 @@ def test_golden_2d_picture_on_a_photo(compositor, obama) -> None:
     out = _render(compositor, effect, image, faces, camera)
     y0, y1, x0, x1 = face_crop(image, faces[0].box, margin=0.15)
     assert_matches_golden("eyewear_obama_2d", out[y0:y1, x0:x1])
+
+
+@pytest.mark.slow
+def test_arfx_render_with_eyewear_on_a_video(tmp_path: Path) -> None:
+    """The whole pipeline: the CLI renders a head-turning clip with the default glasses and
+    with a third-party model chosen by parameter, in 3d and 2d, and every frame has them."""
+    video = require(data_root() / "videos" / "WolfgangLanger_Pexels.mp4")
+    clip = tmp_path / "clip.mp4"
+    capture = cv2.VideoCapture(str(video))
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 24, (640, 360))
+    frames = []
+    for index in range(200):
+        ok, frame = capture.read()
+        assert ok
+        if index >= 150:  # the head turns about 24 deg here
+            writer.write(frame)
+            frames.append(frame)
+    writer.release()
+    _copy_effect(tmp_path / "fx", extra={"pixel": data_root() / "eyewear" / "pixel_glasses_gltf"})
+    for spec in ("eyewear", "eyewear:model=pixel/scene.gltf", "eyewear:mode=2d"):
+        out = tmp_path / "out.mp4"
+        args = ["render", str(clip), str(out), "-e", spec, "--no-progress"]
+        assert main([*args, "--effect-path", str(tmp_path / "fx")]) == EXIT_OK
+        rendered = cv2.VideoCapture(str(out))
+        for frame in frames:
+            ok, result = rendered.read()
+            assert ok
+            difference = np.abs(result.astype(int) - frame.astype(int)).sum(axis=2) > 60
+            assert difference.sum() > 1500, spec  # the glasses are on every frame

@@ -236,7 +236,7 @@ class Compositor:
             self._compiled(effect.spec)
             params = effect.params
             for spec in effect.spec.passes:
-                if spec.is_mesh:
+                if spec.is_mesh and spec.enabled(params):  # its model loads, or fails, now
                     self._meshes().model(effect.spec.mesh_path(spec, params), effect)
 
     def _meshes(self) -> MeshRenderer:

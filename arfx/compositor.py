@@ -393,13 +393,17 @@ def _set(program: moderngl.Program, name: str, value: Any) -> None:
     """Set a uniform if the shader uses it (the GLSL compiler drops unused ones).
 
     A numpy array fills a uniform array from its start; the compiler may have shortened the
-    array to the elements the shader reads (``u_face_rotation[0]`` only: length 1).
+    array to the elements the shader reads (``u_face_rotation[0]`` only: length 1). Arrays
+    are converted to the 32-bit type GLSL holds (a hook's float64 array would otherwise be
+    read as garbage floats).
     """
     member = program.get(name, None)
     if member is None:
         return
     if isinstance(value, np.ndarray):
-        data = np.ascontiguousarray(value).tobytes()
-        member.write(data[: member.array_length * member.dimension * value.itemsize])
+        kind = member.fmt[-1]  # "1f", "2i", "9f", "1I"...
+        glsl_type = {"i": np.int32, "I": np.uint32}.get(kind, np.float32)
+        array = np.ascontiguousarray(value, dtype=glsl_type)
+        member.write(array.tobytes()[: member.array_length * member.dimension * 4])
     else:
         member.value = value

@@ -550,7 +550,7 @@ class Effect:
                 raise ParameterError(
                     f"effect {self.name!r} has no parameter {key!r} (parameters: {valid})"
                 )
-            checked[key] = spec.validate(value)
+            checked[key] = spec.validate(value, caller=True)
             if spec.type == "texture":
                 try:
                     textures[key] = load_texture(spec.path(checked[key]))

@@ -165,8 +165,14 @@ class ParamSpec:
         object.__setattr__(spec, "default", spec.validate(spec.default))
         return spec
 
-    def validate(self, value: Any) -> Any:
-        """Return ``value`` in canonical form or raise ParameterError saying why."""
+    def validate(self, value: Any, *, caller: bool = False) -> Any:
+        """Return ``value`` in canonical form or raise ParameterError saying why.
+
+        ``caller=True`` marks a value set by the application (Session, ``arfx render
+        --effect``), not by a manifest: a texture or asset may then also name any existing
+        file (absolute, or relative to the working directory), such as the user's own glTF
+        glasses. Manifest values stay confined to the effect's folder.
+        """
         where = f"effect {self.effect!r}, parameter {self.name!r}"
         try:
             if self.type == "float":
@@ -188,8 +194,7 @@ class ParamSpec:
                 result = parse_color(value)
             elif self.type in FILE_TYPES:
                 assert self.folder is not None  # from_manifest insists on it
-                inside_folder(self.folder, value)
-                result = Path(value).as_posix()
+                result = self._file_value(value, caller)
             else:
                 if value not in self.choices:
                     raise ValueError(f"expected one of {list(self.choices)}, got {value!r}")
@@ -203,9 +208,24 @@ class ParamSpec:
                 raise ParameterError(f"{where}: {result} is above the maximum {self.max}")
         return result
 
+    def _file_value(self, value: Any, caller: bool) -> str:
+        assert self.folder is not None
+        try:
+            inside_folder(self.folder, value)
+            return Path(value).as_posix()
+        except ValueError:
+            if not caller or not isinstance(value, str) or not value.strip():
+                raise
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise ValueError(f"{value!r} not found in {self.folder} nor as a path of its own")
+        return path.resolve().as_posix()
+
     def path(self, value: str) -> Path:
         """The absolute file a ``texture`` or ``asset`` value names (already validated)."""
         assert self.type in FILE_TYPES and self.folder is not None
+        if Path(value).is_absolute():  # a caller's own file (see validate)
+            return Path(value)
         return (self.folder / value).resolve()
 
     def uniform(self, value: Any) -> Any:

@@ -169,15 +169,27 @@ def test_texture_and_asset_params_stay_inside_the_folder(tmp_path: Path) -> None
     effect.set(pattern="green.png")
     assert tuple(effect.textures()["pattern"][1, 1]) == (0, 255, 0, 128)
     for bad, message in [
-        ("../outside.png", "outside the effect folder"),
-        (str(tmp_path / "outside.png"), "outside the effect folder"),
-        ("link.png", "through a symlink"),
-        ("missing.png", "not found"),
+        ("missing.png", "not found in .* nor as a path of its own"),
         ("fx.frag", "not an image"),
     ]:
         with pytest.raises(ParameterError, match=f"'tex'.*'pattern'.*{message}"):
             effect.set(pattern=bad)
     assert effect.params["pattern"] == "green.png"  # a refused value changes nothing
+    # The application is trusted with its own files (a user's glasses model, say)...
+    effect.set(pattern=str(tmp_path / "outside.png"))
+    assert effect.params["pattern"] == (tmp_path / "outside.png").resolve().as_posix()
+    assert effect.textures()["pattern"].shape == (2, 2, 4)
+    # ...a manifest is not: its defaults never leave the effect folder.
+    for bad, message in [
+        ("../outside.png", "outside the effect folder"),
+        (str(tmp_path / "outside.png"), "outside the effect folder"),
+        ("link.png", "through a symlink"),
+    ]:
+        (folder / "effect.toml").write_text(manifest.replace("img/red.png", bad))
+        with pytest.raises(EffectError, match=f"'pattern'.*{message}"):
+            EffectSpec.load(folder)
+    (folder / "effect.toml").write_text(manifest)
+    effect.set(pattern="green.png")
     _png(folder / "huge.png", MAX_TEXTURE_SIZE + 1, 1)
     with pytest.raises(ParameterError, match="larger than 4096x4096"):
         effect.set(pattern="huge.png")
@@ -633,3 +645,19 @@ def test_example_package_installs_and_renders_by_name(tmp_path: Path, image_path
     assert numbers["near_changed"] > 0.9 and numbers["redder"] > 3
     # Not visible to this (the main) environment.
     assert "blush" not in EffectRegistry(use_env=False).names()
+
+
+def test_hook_arrays_of_any_numeric_type_reach_the_shader(compositor, tmp_path) -> None:
+    """A hook returning float64 or int64 arrays (numpy's defaults) must not upload garbage."""
+    shader = """
+        uniform float u_values[2];
+        uniform int u_counts[2];
+        void main() { arfx_out = vec4(u_values[0], u_values[1], float(u_counts[1]) / 255.0, 1.0); }
+    """
+    folder = _effect(tmp_path, "typed", 'name = "typed"\nshader = "fx.frag"\n', {"fx.frag": shader})
+    effect = Effect(EffectSpec.load(folder))
+    image = np.zeros((4, 4, 3), np.uint8)
+    frame = FrameContext(image=image, faces=[], masks={})
+    uniforms = {"u_values": np.array([0.25, 0.5]), "u_counts": np.array([3, 128])}
+    out = compositor.render(frame, [(effect, uniforms)])
+    assert tuple(out[0, 0]) == (64, 128, 128)

@@ -313,9 +313,17 @@ class Session:
             self._check_open()
             return self._track(as_rgb8(image, "image"))
 
-    def _track(self, rgb: np.ndarray) -> list[Face]:
+    def _track(self, rgb: np.ndarray, analyse: bool = True) -> list[Face]:
+        """Track faces; with ``analyse``, also run the face model on them (face.analysis).
+
+        Frames rendered only by effects that need no model masks (eyewear) skip the model;
+        its temporal context is then dropped, so a later analysis starts afresh instead of
+        from masks many frames old.
+        """
         faces = self._tracker.track(rgb)
-        if self._analyzer is not None:
+        if self._analyzer is not None and not analyse:
+            self._analyzer.reset()
+        elif self._analyzer is not None:
             if self.options.static_images:
                 # Unrelated photos: the previous image's masks are no guide to this one.
                 self._analyzer.reset()
@@ -414,12 +422,12 @@ class Session:
         if index is None:
             index = self._index
         self._index = index + 1
-        faces = self._track(rgb)
-        if not faces or not self.effects:
-            return rgb, faces
         needed = sorted({m for effect in self.effects for m in effect.spec.masks})
         optional = {m for effect in self.effects for m in effect.spec.optional_masks}
         needed = sorted({*needed, *(optional & set(self._available_masks))})
+        faces = self._track(rgb, analyse=bool(needed))
+        if not faces or not self.effects:
+            return rgb, faces
         if isinstance(self._masks, ModelMasks):
             analyses = [face.analysis for face in faces]
             masks = self._masks.build(analyses, rgb.shape[:2], needed)

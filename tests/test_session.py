@@ -324,3 +324,13 @@ def test_the_render_report_has_a_rate(tmp_path: Path, video_path) -> None:
     with arfx.Session([]) as session:  # no effects: a pure decode-encode
         report = session.render(src, tmp_path / "copy.mp4", progress=False)
     assert report.frames == 72 and report.fps > 0 and report.effect_failures == {}
+
+
+def test_the_face_model_runs_only_when_an_effect_reads_its_masks(image_path) -> None:
+    """Eyewear needs the pose, not the masks: rendering it alone skips the face model."""
+    frame = arfx.Frame(image=_rgb(image_path("obama.jpg")), index=0)
+    options = arfx.SessionOptions(static_images=True, masks="model")
+    for effects, analysed in ((["eyewear"], False), (["eyewear", "lipstick"], True)):
+        with arfx.Session(effects, options) as session:
+            out = session.process_frame(frame)
+        assert out.faces and all((f.analysis is not None) == analysed for f in out.faces)

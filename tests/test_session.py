@@ -326,11 +326,15 @@ def test_the_render_report_has_a_rate(tmp_path: Path, video_path) -> None:
     assert report.frames == 72 and report.fps > 0 and report.effect_failures == {}
 
 
-def test_the_face_model_runs_only_when_an_effect_reads_its_masks(image_path) -> None:
-    """Eyewear needs the pose, not the masks: rendering it alone skips the face model."""
+def test_the_face_model_runs_only_when_an_effect_reads_its_masks(image_path, tmp_path) -> None:
+    """An effect that needs no masks (only landmarks) does not pay for the face model."""
+    folder = tmp_path / "dots"
+    folder.mkdir()
+    (folder / "effect.toml").write_text('name = "dots"\nshader = "dots.frag"\nlandmarks = true\n')
+    (folder / "dots.frag").write_text("void main() { arfx_out = arfx_source(); }\n")
     frame = arfx.Frame(image=_rgb(image_path("obama.jpg")), index=0)
-    options = arfx.SessionOptions(static_images=True, masks="model")
-    for effects, analysed in ((["eyewear"], False), (["eyewear", "lipstick"], True)):
+    options = arfx.SessionOptions(static_images=True, masks="model", effect_paths=(tmp_path,))
+    for effects, analysed in ((["dots"], False), (["dots", "lipstick"], True)):
         with arfx.Session(effects, options) as session:
             out = session.process_frame(frame)
         assert out.faces and all((f.analysis is not None) == analysed for f in out.faces)

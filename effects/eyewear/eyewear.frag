@@ -3,7 +3,12 @@
 // opacity, plus reflections. Output is premultiplied by alpha.
 
 #include "color.glsl"
+#include "mask.glsl"
 #include "material.glsl"
+
+// Something in front of the face (a hand rubbing an eye) hides the glasses too; zero on
+// mesh masks, which know no occluders.
+uniform sampler2D u_mask_occlusion;
 
 in vec2 v_uv;
 in vec3 v_diffuse;
@@ -11,6 +16,8 @@ in vec3 v_specular;
 in float v_fresnel;
 
 void main() {
+    float hidden = arfx_mask(u_mask_occlusion, gl_FragCoord.xy);
+    if (hidden > 0.5) discard;
     vec4 base = eyewear_material().color;
     if (u_has_base_texture) {
         vec4 texel = texture(u_base_texture, v_uv);

@@ -2,7 +2,10 @@
 // picture's uv through a homography: the picture stands in the plane of the frame front in
 // the head frame, so it moves, scales, rolls and foreshortens with the head pose.
 
+#include "mask.glsl"
+
 uniform sampler2D u_image;                  // straight (not premultiplied) RGBA
+uniform sampler2D u_mask_occlusion;         // a hand in front of the face hides the glasses
 uniform mat3 u_overlay[ARFX_MAX_FACES];     // pixel -> picture uv (homogeneous)
 uniform float u_overlay_on[ARFX_MAX_FACES]; // 1 where the face has a pose
 
@@ -19,7 +22,8 @@ void main() {
         if (any(lessThan(uv, vec2(0.0))) || any(greaterThan(uv, vec2(1.0)))) continue;
         vec4 glasses = texture(u_image, uv);
         if (glasses.a <= 0.0) continue;
-        color = mix(color, glasses.rgb, glasses.a);
+        float visible = 1.0 - arfx_mask(u_mask_occlusion, px);
+        color = mix(color, glasses.rgb, glasses.a * visible);
         touched = true;
     }
     arfx_out = touched ? vec4(color, src.a) : src;

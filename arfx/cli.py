@@ -13,8 +13,12 @@ import platform
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
+
+if TYPE_CHECKING:
+    from .effect import PassSpec
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 
@@ -313,6 +317,16 @@ def cmd_webcam(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _pass_json(spec: PassSpec) -> dict:
+    """A pass as ``arfx effects --json`` lists it: only the keys it sets."""
+    out: dict = {"fragment" if spec.is_mesh else "shader": spec.shader}
+    if spec.is_mesh:
+        out.update(mesh=spec.mesh, vertex=spec.vertex, occluder=spec.occluder)
+    if spec.when:
+        out["when"] = dict(spec.when)
+    return out
+
+
 def cmd_effects(args: argparse.Namespace) -> int:
     """List every effect from its manifest; a broken one is reported (exit 1), not fatal."""
     from .errors import EffectError
@@ -334,8 +348,9 @@ def cmd_effects(args: argparse.Namespace) -> int:
                 "folder": str(spec.folder),
                 "manifest": str(spec.manifest),
                 "origin": registry.origins.get(spec.name, ""),
-                "passes": [p.shader for p in spec.passes],
+                "passes": [_pass_json(p) for p in spec.passes],
                 "masks": list(spec.masks),
+                "optional_masks": list(spec.optional_masks),
                 "landmarks": spec.landmarks,
                 "pose": spec.pose,
                 "params": {
@@ -360,7 +375,9 @@ def cmd_effects(args: argparse.Namespace) -> int:
             print(f"{spec.name} {spec.version}: {spec.description}")
             print(f"  from: {registry.origins.get(spec.name, '')} ({spec.folder})")
             inputs = [*spec.masks, *(k for k in ("landmarks", "pose") if getattr(spec, k))]
-            print(f"  inputs: {', '.join(inputs) or 'the frame only'}; passes: {len(spec.passes)}")
+            inputs += [f"{m} (optional)" for m in spec.optional_masks]
+            kinds = ", ".join("mesh" if p.is_mesh else "fragment" for p in spec.passes)
+            print(f"  inputs: {', '.join(inputs) or 'the frame only'}; passes: {kinds}")
             for param in spec.params.values():
                 print(f"  {param.describe()}")
     for name, error in sorted(errors.items()):

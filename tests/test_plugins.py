@@ -262,13 +262,19 @@ def test_effects_command_lists_inputs_and_reports_broken_effects(tmp_path, capsy
     )
     assert main(["effects", "--effect-path", str(tmp_path)]) == EXIT_OK
     out = capsys.readouterr().out
-    assert "glow 0.0.0" in out and "inputs: landmarks; passes: 1" in out
+    assert "glow 0.0.0" in out and "inputs: landmarks; passes: fragment" in out
     assert "lipstick" in out and "opacity: float [0, 1] = 0.85" in out
     _effect(tmp_path, "broken", 'name = "broken"\nshader = \n', {})
     assert main(["effects", "--effect-path", str(tmp_path), "--json"]) == EXIT_FAILED
     captured = capsys.readouterr()
     listing = json.loads(captured.out)
     assert listing["glow"]["landmarks"] is True and "broken" not in listing
+    assert listing["glow"]["passes"] == [{"shader": "f.frag"}]
+    mesh_pass = listing["eyewear"]["passes"][0]
+    assert mesh_pass["mesh"] == "model" and mesh_pass["vertex"] == "eyewear.vert"
+    assert mesh_pass["when"] == {"mode": "3d"}
+    for name in ("lipstick", "hair_color", "eyewear", "mask_overlay"):
+        assert listing[name]["params"], name  # every built-in effect, with its parameters
     assert "broken/effect.toml:2: invalid TOML" in captured.err
 
 

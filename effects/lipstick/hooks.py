@@ -16,7 +16,7 @@ from arfx.compositor import MAX_FACES
 from arfx.effect import FrameContext
 from arfx.masks import LIPS_INNER_LOWER, LIPS_INNER_UPPER, LIPS_OUTER_LOWER, LIPS_OUTER_UPPER
 
-LIP_SAMPLES = 21  # must equal LIP_SAMPLES in lipstick.frag
+LIP_SAMPLES = 17  # must equal LIP_SAMPLES in lipstick.frag
 _SAMPLE_U = np.linspace(-1.0, 1.0, LIP_SAMPLES)
 _CONTOURS = (LIPS_OUTER_UPPER, LIPS_OUTER_LOWER, LIPS_INNER_UPPER, LIPS_INNER_LOWER)
 _OUTER = np.array(sorted(set(LIPS_OUTER_UPPER) | set(LIPS_OUTER_LOWER)))

@@ -15,15 +15,17 @@
 // Coverage is multiplied by the inner mouth and (with the face model) occlusion masks: no
 // paint on teeth, tongue or a hand in front of the mouth.
 //
-// The code runs straight through, with no early return, and switches features with
-// uniform conditions only: software renderers (llvmpipe) run both sides of a per-pixel
-// branch for every pixel anyway, but skip a branch whose condition is the same for all.
+// The code runs straight through, with no early return: a software renderer (llvmpipe,
+// as in tests and CI) runs every branch for every pixel of the frame anyway, so whatever is
+// the same for a whole face is computed once in hooks.py and the per-pixel work kept small.
 
 #include "color.glsl"
 #include "mask.glsl"
 #include "noise.glsl"
 
-#define LIP_SAMPLES 21  // must equal LIP_SAMPLES in hooks.py
+// Contour samples per face: 17 keep all uniforms within the 1024 components GL 3.3
+// guarantees a fragment shader. Must equal LIP_SAMPLES in hooks.py.
+#define LIP_SAMPLES 17
 
 uniform vec3 u_color;        // sRGB
 uniform float u_opacity;
@@ -35,7 +37,7 @@ uniform vec3 u_shimmer_color;
 uniform vec3 u_liner_color;
 uniform float u_liner_width; // % of the mouth width
 uniform sampler2D u_mask_lips;
-uniform sampler2D u_mask_inner_mouth;        // teeth, tongue (optional: both mask sources have it)
+uniform sampler2D u_mask_inner_mouth;        // teeth, tongue (both mask sources have it)
 uniform sampler2D u_mask_occlusion;          // all zero without the face model
 // Per face, from hooks.py:
 uniform float u_lip_luma[ARFX_MAX_FACES];    // mean linear luminance of the lips
@@ -157,7 +159,7 @@ void main() {
     float width = u_mouth_width[face];
     float feather_px = u_feather * 0.06 * width;
 
-    // Paint never lands on teeth, tongue or whatever is in front of the mouth.
+    // No paint on teeth, tongue or whatever the face model sees in front of the mouth.
     float occluder = smoothstep(0.15, 0.5, arfx_mask(u_mask_occlusion, px));
     float mouth = smoothstep(0.3, 0.7, arfx_mask(u_mask_inner_mouth, px));
     float visible = (1.0 - mouth) * (1.0 - occluder);

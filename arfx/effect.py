@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from .errors import EffectError, ParameterError
+from .frame import decoded_to_rgba8
 from .params import FILE_TYPES, ParamSpec, inside_folder
 from .resources import shaders_dir
 
@@ -382,17 +383,10 @@ def load_texture(path: Path) -> np.ndarray:
         raise ValueError(
             f"{path}: {width}x{height} is larger than {MAX_TEXTURE_SIZE}x{MAX_TEXTURE_SIZE}"
         )
-    if image.dtype == np.uint16:
-        image = (image // 257).astype(np.uint8)
-    elif image.dtype != np.uint8:
-        raise ValueError(f"{path}: unsupported pixel type {image.dtype}")
-    if image.ndim == 2:
-        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGBA)
-    elif image.shape[2] == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGBA)
-    else:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
-    return np.ascontiguousarray(image)
+    try:
+        return decoded_to_rgba8(image)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
 
 
 @dataclass

@@ -76,3 +76,23 @@ def as_rgb8(array: np.ndarray, what: str = "frame") -> np.ndarray:
     elif array.shape[2] == 4:
         array = array[:, :, :3]
     return np.ascontiguousarray(array)
+
+
+def decoded_to_rgba8(image: np.ndarray) -> np.ndarray:
+    """An image as OpenCV decodes it (gray, BGR or BGRA; 8 or 16 bits) as RGBA uint8.
+
+    Textures of effects and of glTF models both come this way; ValueError for other types.
+    """
+    import cv2
+
+    if image.dtype == np.uint16:
+        image = (image // 257).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise ValueError(f"unsupported pixel type {image.dtype}")
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGBA)
+    elif image.shape[2] == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGBA)
+    else:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA)
+    return np.ascontiguousarray(image)

@@ -36,6 +36,7 @@ from urllib.parse import unquote
 import numpy as np
 
 from .errors import ArfxError
+from .frame import decoded_to_rgba8
 
 _GLB_MAGIC = b"glTF"
 _CHUNK_JSON = 0x4E4F534A
@@ -356,15 +357,10 @@ class _Reader:
                 f"images[{index}]: {pixels.shape[1]}x{pixels.shape[0]} is larger than "
                 f"{MAX_IMAGE_SIZE}x{MAX_IMAGE_SIZE}"
             )
-        if pixels.dtype == np.uint16:
-            pixels = (pixels // 257).astype(np.uint8)
-        if pixels.ndim == 2:
-            pixels = cv2.cvtColor(pixels, cv2.COLOR_GRAY2RGBA)
-        elif pixels.shape[2] == 3:
-            pixels = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGBA)
-        else:
-            pixels = cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGBA)
-        self._images[index] = np.ascontiguousarray(pixels)
+        try:
+            self._images[index] = decoded_to_rgba8(pixels)
+        except ValueError as exc:
+            raise self.fail(f"images[{index}]: {exc}") from None
         return self._images[index]
 
     # -- materials, meshes, nodes --

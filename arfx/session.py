@@ -316,17 +316,17 @@ class Session:
     def _track(self, rgb: np.ndarray, analyse: bool = True) -> list[Face]:
         """Track faces; with ``analyse``, also run the face model on them (face.analysis).
 
-        Frames rendered only by effects that need no model masks (eyewear) skip the model;
-        its temporal context is then dropped, so a later analysis starts afresh instead of
-        from masks many frames old.
+        Frames rendered only by effects that read no model masks (landmarks or pose only)
+        skip the model; its temporal context is then dropped, so a later analysis starts
+        afresh instead of from masks many frames old. So are unrelated photos
+        (``static_images``): one image's masks are no guide to the next.
         """
         faces = self._tracker.track(rgb)
-        if self._analyzer is not None and not analyse:
+        if self._analyzer is None:
+            return faces
+        if not analyse or self.options.static_images:
             self._analyzer.reset()
-        elif self._analyzer is not None:
-            if self.options.static_images:
-                # Unrelated photos: the previous image's masks are no guide to this one.
-                self._analyzer.reset()
+        if analyse:
             for face, analysis in zip(faces, self._analyzer.analyze(rgb, faces), strict=True):
                 face.analysis = analysis
         return faces

@@ -36,6 +36,7 @@ _EXPORTS = {
     "Session": "session",
     "SessionOptions": "session",
     "open_source": "session",
+    "StabilizerOptions": "smoothing",
     "CallbackSink": "sinks",
     "PreviewClosed": "sinks",
     "PreviewSink": "sinks",
@@ -76,6 +77,7 @@ __all__ = [
     "SinkError",
     "Source",
     "SourceError",
+    "StabilizerOptions",
     "TrackerOptions",
     "VideoFileSink",
     "VideoFileSource",
@@ -112,6 +114,7 @@ if TYPE_CHECKING:
     from .registry import EffectRegistry
     from .session import RenderError, RenderReport, Session, SessionOptions, open_source
     from .sinks import CallbackSink, PreviewClosed, PreviewSink, Sink, VideoFileSink
+    from .smoothing import StabilizerOptions
     from .sources import (
         ArraySource,
         HeadPathSource,

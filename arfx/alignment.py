@@ -85,6 +85,17 @@ class Alignment:
         )
 
 
+def rewarp(maps: np.ndarray, source: Alignment, target: Alignment) -> np.ndarray:
+    """Move crop-space maps (C, H, W) from the ``source`` crop into the ``target`` crop:
+    what a face's previous-frame maps look like in this frame's crop. Zero outside."""
+    to_frame = np.vstack([source.inverse, [0.0, 0.0, 1.0]])
+    matrix = target.matrix @ to_frame
+    size = (target.size, target.size)
+    return np.stack(
+        [cv2.warpAffine(m, matrix, size, flags=cv2.INTER_LINEAR, borderValue=0) for m in maps]
+    )
+
+
 def align_keypoints(
     left_eye: np.ndarray,
     right_eye: np.ndarray,

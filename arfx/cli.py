@@ -51,6 +51,8 @@ def _make_session(args: argparse.Namespace, **extra: object):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .smoothing import LANDMARK_FILTERS
+
     parser = argparse.ArgumentParser(
         prog="arfx", description="Augmented-reality effects on faces in video."
     )
@@ -164,6 +166,43 @@ def build_parser() -> argparse.ArgumentParser:
         "--image", type=Path, help="face photo for the analyze row (default: shared obama.jpg)"
     )
     bench_model.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    stability = bench_tasks.add_parser(
+        "stability", help="jitter, lag and mask flicker: raw against stabilised, in one run"
+    )
+    stability.add_argument(
+        "--image",
+        type=Path,
+        action="append",
+        default=[],
+        help="photo for the static and moving tests (repeatable; default: shared obama.jpg)",
+    )
+    stability.add_argument(
+        "--video", type=Path, action="append", default=[], help="real video (repeatable)"
+    )
+    stability.add_argument(
+        "--effect",
+        action="append",
+        dest="effects",
+        metavar="SPEC",
+        help="effects rendered in the video test (default: lipstick and hair_color)",
+    )
+    stability.add_argument(
+        "--frames", type=_positive_int, default=90, help="frames of the static test"
+    )
+    stability.add_argument(
+        "--moving-frames", type=_positive_int, default=150, help="frames of the moving test"
+    )
+    stability.add_argument(
+        "--video-frames", type=_positive_int, help="stop each video after this many frames"
+    )
+    stability.add_argument(
+        "--landmarks",
+        choices=LANDMARK_FILTERS,
+        default="one_euro",
+        help="landmark motion filter of the stabilised run",
+    )
+    stability.add_argument("--model", type=Path, help="face model ONNX (default: shipped)")
+    stability.add_argument("--json", type=Path, help="also write the report as JSON here")
     return parser
 
 
@@ -470,6 +509,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from .benchmarks import bench_model, bench_table
 
+    if args.task == "stability":
+        return cmd_bench_stability(args)
     if args.warmup < 0:
         print("arfx: error: --warmup must be at least 0", file=sys.stderr)
         return EXIT_USAGE
@@ -479,6 +520,40 @@ def cmd_bench(args: argparse.Namespace) -> int:
     print(bench_table(rows))
     if args.json:
         args.json.write_text(json.dumps([row.to_json() for row in rows], indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return EXIT_OK
+
+
+def cmd_bench_stability(args: argparse.Namespace) -> int:
+    from .benchmarks import default_face_image
+    from .smoothing import StabilizerOptions
+    from .stability import bench_stability, stability_table
+
+    images = list(args.image)
+    if not images and not args.video:
+        default = default_face_image()
+        if default is None:
+            print("arfx: error: give --image or --video (no shared data found)", file=sys.stderr)
+            return EXIT_USAGE
+        images = [default]
+    for path in [*images, *args.video]:
+        if not path.is_file():
+            print(f"arfx: error: {path}: no such file", file=sys.stderr)
+            return EXIT_USAGE
+    report = bench_stability(
+        images,
+        args.video,
+        StabilizerOptions(landmarks=args.landmarks),
+        effects=args.effects or ("lipstick", "hair_color"),
+        static_frames=args.frames,
+        moving_frames=args.moving_frames,
+        max_video_frames=args.video_frames,
+        model_path=args.model,
+        progress=lambda text: print(text, file=sys.stderr, flush=True),
+    )
+    print(stability_table(report))
+    if args.json:
+        args.json.write_text(json.dumps(report.to_json(), indent=2) + "\n")
         print(f"wrote {args.json}")
     return EXIT_OK
 

@@ -20,7 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .alignment import CROP_SIZE, Alignment, align_mesh, rotation_to_frame
+from .alignment import CROP_SIZE, Alignment, align_mesh, rewarp, rotation_to_frame
 from .errors import ArfxError
 from .faceparts import CLASS_INDEX, MODEL_MASKS, PARSING_CLASSES
 from .inference import select_providers
@@ -203,6 +203,10 @@ class FaceAnalyzer:
     def reset(self) -> None:
         self._previous = {}
 
+    def remember(self, analyses: Sequence[FaceAnalysis]) -> None:
+        """Use ``analyses`` (e.g. temporally blended ones) as the next frame's context."""
+        self._previous = {a.face_id: a for a in analyses}
+
     def analyze(self, image: np.ndarray, faces: Sequence[Any]) -> list[FaceAnalysis]:
         """Analyse ``faces`` (tracked, with ``id`` and mesh ``landmarks``) in an RGB frame."""
         if not faces:
@@ -219,7 +223,7 @@ class FaceAnalyzer:
             crops[i] = crop.transpose(2, 0, 1) * np.float32(1.0 / 255.0)
             previous = self._previous.get(face.id)
             if previous is not None:
-                context[i, :3] = _rewarp(previous.context(), previous.alignment, alignment)
+                context[i, :3] = rewarp(previous.context(), previous.alignment, alignment)
             crop_points = alignment.to_crop(face.landmarks)
             context[i, 3] = mesh_mask(crop_points, (CROP_SIZE, CROP_SIZE), "lips") / 255.0
         outputs = self.model.infer(crops, context)
@@ -237,16 +241,6 @@ class FaceAnalyzer:
             )
         self._previous = {a.face_id: a for a in analyses}
         return analyses
-
-
-def _rewarp(maps: np.ndarray, source: Alignment, target: Alignment) -> np.ndarray:
-    """Move crop-space maps from the ``source`` crop into the ``target`` crop."""
-    to_frame = np.vstack([source.inverse, [0.0, 0.0, 1.0]])
-    matrix = target.matrix @ to_frame
-    size = (target.size, target.size)
-    return np.stack(
-        [cv2.warpAffine(m, matrix, size, flags=cv2.INTER_LINEAR, borderValue=0) for m in maps]
-    )
 
 
 class ModelMasks:

@@ -2,7 +2,8 @@
 
 Data flows top to bottom, one frame at a time::
 
-    source -> FaceTracker -> MeshMasks -> effect hooks -> Compositor -> sink
+    source -> FaceTracker -> FaceStabilizer -> FaceAnalyzer -> MaskStabilizer
+           -> masks -> effect hooks -> Compositor -> sink
 
 A Session owns one tracker, one GL context and the compiled effect programs, and reuses
 them for every frame. Thread safety: ``process``, ``analyze``, ``stream``, ``render`` and
@@ -37,6 +38,7 @@ from .pose import camera_matrix
 from .progress import Progress
 from .registry import EffectLike, EffectRegistry, load_named, parse_effect_spec
 from .sinks import ImageFileSink, Sink, VideoFileSink
+from .smoothing import FaceStabilizer, MaskStabilizer, SceneCutDetector, StabilizerOptions
 from .sources import ImageSource, Source, VideoFileSource
 from .tracking import Face, FaceTracker, TrackerOptions
 
@@ -83,6 +85,9 @@ class SessionOptions:
     file exists, else the mesh)."""
     model_path: str | Path | None = None
     """The face model (ONNX); None = the one shipped in the package."""
+    stabilizer: StabilizerOptions = field(default_factory=StabilizerOptions)
+    """Temporal stabilisation of landmarks, pose and masks in video (not used with
+    ``static_images``); ``StabilizerOptions.off()`` gives the raw values."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_faces, int) or not 1 <= self.max_faces <= 8:
@@ -91,6 +96,11 @@ class SessionOptions:
             raise ArfxError(f"device must be one of {DEVICES}, got {self.device!r}")
         if self.masks not in ("auto", "model", "mesh"):
             raise ArfxError(f"masks must be 'auto', 'model' or 'mesh', got {self.masks!r}")
+        if not isinstance(self.stabilizer, StabilizerOptions):
+            raise ArfxError(
+                f"stabilizer must be a StabilizerOptions, got {type(self.stabilizer).__name__}"
+            )
+        self.stabilizer.validate()
 
     def uses_model(self) -> bool:
         """Whether this configuration runs the face model."""
@@ -159,6 +169,12 @@ class Session:
         self._lock = threading.RLock()
         self._index = 0
         self._tracker = FaceTracker(options.tracker_options())
+        self._stabilizer = FaceStabilizer(options.stabilizer, options.focal_length)
+        self._mask_stabilizer = MaskStabilizer(options.stabilizer)
+        self._cuts = SceneCutDetector(options.stabilizer.scene_cut_threshold)
+        self._last_time: float | None = None
+        self.scene_cuts = 0
+        """Scene cuts detected since the session started (each reset the tracks)."""
         self._masks = ModelMasks() if self._analyzer is not None else MeshMasks()
         try:
             self._compositor = Compositor(backend=options.gl_backend)
@@ -306,41 +322,72 @@ class Session:
 
     # -- per frame -----------------------------------------------------------------------
 
-    def analyze(self, image: np.ndarray) -> list[Face]:
+    def analyze(self, image: np.ndarray, time: float | None = None) -> list[Face]:
         """Faces in ``image``: ids stable across calls while a face stays in view, landmarks,
-        box, pose, and the face model's ``analysis`` when the session runs the model."""
+        box, pose, and the face model's ``analysis`` when the session runs the model.
+
+        Consecutive calls are frames of one video: ``time`` (seconds) is the frame's
+        timestamp, which the stabiliser's filters need; None = one frame period
+        (``StabilizerOptions.fps``) after the previous call.
+        """
         with self._lock:
             self._check_open()
-            return self._track(as_rgb8(image, "image"))
+            return self._track(as_rgb8(image, "image"), time=time)
 
-    def _track(self, rgb: np.ndarray, analyse: bool = True) -> list[Face]:
-        """Track faces; with ``analyse``, also run the face model on them (face.analysis).
+    def _track(
+        self, rgb: np.ndarray, analyse: bool = True, time: float | None = None
+    ) -> list[Face]:
+        """Track and stabilise faces; with ``analyse``, also run the face model on them.
 
         Frames rendered only by effects that read no model masks (landmarks or pose only)
         skip the model; its temporal context is then dropped, so a later analysis starts
         afresh instead of from masks many frames old. So are unrelated photos
-        (``static_images``): one image's masks are no guide to the next.
+        (``static_images``): one image's masks are no guide to the next, and they are not
+        stabilised either.
         """
+        video = not self.options.static_images
+        dt = self._frame_interval(time)
+        if video and self.options.stabilizer.scene_cuts and self._cuts(rgb):
+            self.scene_cuts += 1
+            log.info("frame %d: scene cut, tracks and filters start afresh", self._index - 1)
+            self._forget_history()
         faces = self._tracker.track(rgb)
+        if video and self._stabilizer.active:
+            faces = self._stabilizer.stabilize(faces, dt, (rgb.shape[1], rgb.shape[0]))
         if self._analyzer is None:
             return faces
-        if not analyse or self.options.static_images:
+        if not analyse or not video:
             self._analyzer.reset()
+            self._mask_stabilizer.reset()
         if analyse:
-            for face, analysis in zip(faces, self._analyzer.analyze(rgb, faces), strict=True):
+            analyses = self._analyzer.analyze(rgb, faces)
+            if video and self.options.stabilizer.masks:
+                analyses = self._mask_stabilizer.stabilize(analyses)
+                self._analyzer.remember(analyses)
+            for face, analysis in zip(faces, analyses, strict=True):
                 face.analysis = analysis
         return faces
 
-    def process(self, image: np.ndarray) -> np.ndarray:
+    def _frame_interval(self, time: float | None) -> float:
+        """Seconds since the previous frame: from timestamps when they advance, else one
+        nominal frame period."""
+        period = 1.0 / self.options.stabilizer.fps
+        last, self._last_time = self._last_time, time
+        if time is None or last is None or not 0.0 < time - last < 1.0:
+            return period
+        return time - last
+
+    def process(self, image: np.ndarray, time: float | None = None) -> np.ndarray:
         """Apply the effects to one frame; returns a new array of the same shape and dtype.
 
         Grayscale in gives grayscale out, RGBA keeps its alpha. A frame with no face
-        comes back bit-identical.
+        comes back bit-identical. ``time``: the frame's timestamp in seconds (see
+        ``analyze``).
         """
         with self._lock:
             self._check_open()
             rgb = as_rgb8(image, "image")
-            out, _ = self._apply(rgb)
+            out, _ = self._apply(rgb, time=time)
             if out is rgb:
                 return image.copy()
             return _restore_layout(out, image)
@@ -353,7 +400,9 @@ class Session:
         """
         with self._lock:
             self._check_open()
-            out, faces = self._apply(as_rgb8(frame.image, f"frame {frame.index}"), frame.index)
+            out, faces = self._apply(
+                as_rgb8(frame.image, f"frame {frame.index}"), frame.index, frame.time
+            )
         return replace(frame, image=out, faces=tuple(faces))
 
     def stream(self, source: Source) -> Iterator[Frame]:
@@ -390,7 +439,7 @@ class Session:
                 try:
                     with bar:
                         for frame in source:
-                            out, faces = self._apply(frame.image, frame.index)
+                            out, faces = self._apply(frame.image, frame.index, frame.time)
                             sink.write(frame.with_image(out))
                             report.frames += 1
                             report.frames_with_faces += bool(faces)
@@ -417,7 +466,9 @@ class Session:
                 }
                 return report
 
-    def _apply(self, rgb: np.ndarray, index: int | None = None) -> tuple[np.ndarray, list[Face]]:
+    def _apply(
+        self, rgb: np.ndarray, index: int | None = None, time: float | None = None
+    ) -> tuple[np.ndarray, list[Face]]:
         """Track and composite one RGB frame; returns ``rgb`` itself when nothing is drawn."""
         if index is None:
             index = self._index
@@ -425,7 +476,7 @@ class Session:
         needed = sorted({m for effect in self.effects for m in effect.spec.masks})
         optional = {m for effect in self.effects for m in effect.spec.optional_masks}
         needed = sorted({*needed, *(optional & set(self._available_masks))})
-        faces = self._track(rgb, analyse=bool(needed))
+        faces = self._track(rgb, analyse=bool(needed), time=time)
         if not faces or not self.effects:
             return rgb, faces
         if isinstance(self._masks, ModelMasks):
@@ -459,9 +510,16 @@ class Session:
     def reset(self) -> None:
         """Forget tracks and per-face history (a scene cut, or a new, unrelated input)."""
         with self._lock:
-            self._tracker.reset()
-            if self._analyzer is not None:
-                self._analyzer.reset()
+            self._forget_history()
+            self._cuts.reset()
+            self._last_time = None
+
+    def _forget_history(self) -> None:
+        self._tracker.reset()
+        self._stabilizer.reset()
+        self._mask_stabilizer.reset()
+        if self._analyzer is not None:
+            self._analyzer.reset()
 
     # -- lifetime ------------------------------------------------------------------------
 

@@ -76,7 +76,9 @@ class Face:
     may lie outside the frame when the face is cut by its border. ``box`` (x0, y0, x1, y1) is
     the landmarks' bounding box in pixels, not clipped to the frame. ``analysis`` is the face
     model's result for this face (``arfx.model.FaceAnalysis``: parsing, occlusion, 68 points,
-    pose) when the session runs the model, else None.
+    pose) when the session runs the model, else None. When the session stabilises faces,
+    ``landmarks``, ``box`` and ``pose`` are the filtered values and ``raw_landmarks`` the
+    tracker's own points of this frame (None: not stabilised).
     """
 
     id: int
@@ -84,6 +86,7 @@ class Face:
     box: Box
     pose: HeadPose
     analysis: Any = None
+    raw_landmarks: np.ndarray | None = None
 
     @property
     def center(self) -> tuple[float, float]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from fractions import Fraction
+from itertools import pairwise
 from pathlib import Path
 
 import cv2
@@ -89,9 +90,7 @@ def _assert_paint_on_raw_lips(frame: Frame, before: np.ndarray) -> None:
 
 def test_a_face_that_leaves_and_returns_starts_afresh(video_path) -> None:
     # face_noface.mov: a face, then none; noface_face.mov: none, then a face.
-    frames = _frames(
-        [("face_noface.mov", 0, 90), ("noface_face.mov", 80, 110)], video_path
-    )
+    frames = _frames([("face_noface.mov", 0, 90), ("noface_face.mov", 80, 110)], video_path)
     with Session(["lipstick"]) as session:
         out = _run(session, frames)
     present = [bool(frame.faces) for frame in out]
@@ -183,6 +182,13 @@ def test_bench_stability_on_a_video(tmp_path: Path, video_path, capsys) -> None:
     assert "WolfgangLanger_Pexels.mp4" in printed and "output change" in printed
 
 
+def _mean_change(frames: list[np.ndarray], region: np.ndarray) -> float:
+    """Mean |frame - previous frame| inside ``region``, grey levels."""
+    return float(
+        np.mean([np.abs(b.astype(int) - a.astype(int))[region].mean() for a, b in pairwise(frames)])
+    )
+
+
 def test_shimmer_does_not_crawl_on_a_still_face(image_path) -> None:
     """Procedural sparkle is anchored to the (stabilised) lips: on a still, noisy photo the
     output inside the lips changes little more than the input's own noise does."""
@@ -197,11 +203,7 @@ def test_shimmer_does_not_crawl_on_a_still_face(image_path) -> None:
             lips = session.analyze(frames[-1], time=12 / 30)[0].analysis
         region = lips.probability("lips") > 0.5
         region = lips.alignment.paste(region.astype(np.float32), image.shape[:2]) > 0.5
-        changes[name] = np.mean(
-            [np.abs(b.astype(int) - a.astype(int))[region].mean() for a, b in zip(out, out[1:])]
-        )
-    noise = np.mean(
-        [np.abs(b.astype(int) - a.astype(int))[region].mean() for a, b in zip(frames, frames[1:])]
-    )
+        changes[name] = _mean_change(out, region)
+    noise = _mean_change(frames, region)
     assert changes["stable"] < changes["raw"]
     assert changes["stable"] < noise + 2.0, (changes, noise)

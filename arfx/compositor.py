@@ -9,6 +9,12 @@ an effect's program or texture) changes, never per frame.
 
 Images are uploaded row 0 first and read back the same way, so GL's bottom-up convention
 never shows: in every shader pixel (0, 0) is the image's top-left, like landmark pixels.
+
+An effect whose manifest declares a ``region`` (head, face, lips) is drawn only inside that
+region around each face (the scissor test; see ``arfx.regions``): before such a pass, its
+input is copied into its target over the frame's working area (the union of every effect's
+regions), so outside its region the pass leaves the picture as it came. Only the working
+area is read back. On a CPU renderer this is most of the frame time saved.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import numpy as np
 from .effect import Effect, EffectSpec, FrameContext, missing_input_hint
 from .errors import ArfxError, EffectError
 from .pose import camera_matrix
+from .regions import Rect, bounding_rect, region_rects
 
 if TYPE_CHECKING:
     from .meshpass import MeshRenderer
@@ -101,6 +108,7 @@ class Compositor:
         self._programs: dict[int, tuple[EffectSpec, list[_Program]]] = {}
         self._size: tuple[int, int] | None = None
         self._source: moderngl.Texture | None = None
+        self._source_fb: moderngl.Framebuffer | None = None
         self._targets: list[tuple[moderngl.Texture, moderngl.Framebuffer]] = []
         self._masks: dict[str, moderngl.Texture] = {}
         self._landmarks: moderngl.Texture | None = None
@@ -144,11 +152,20 @@ class Compositor:
             }
             if any(effect.spec.pose for effect, _ in passes):
                 common.update(pose_uniforms(frame))
+            rects = [
+                region_rects(effect.spec.region, frame.faces, (width, height))
+                for effect, _ in passes
+            ]
+            area = _working_area(rects)
             current = self._source
             _ = self.ctx.error  # clear a stale error so it is not blamed on an effect
-            for effect, uniforms in passes:
+            for (effect, uniforms), effect_rects in zip(passes, rects, strict=True):
+                if effect_rects == []:
+                    continue  # a face-region effect with no face in this frame
                 try:
-                    current = self._run(effect, {**common, **uniforms}, frame, current)
+                    current = self._run(
+                        effect, {**common, **uniforms}, frame, current, effect_rects, area
+                    )
                 except EffectError as exc:
                     if on_failure is None:
                         raise
@@ -158,13 +175,25 @@ class Compositor:
                     if on_failure is None:
                         raise error from exc
                     on_failure(effect, error)
-            out = np.empty((height, width, 3), dtype=np.uint8)
             if current is self._source:
-                out[...] = image
-            else:
-                framebuffer = next(fb for tex, fb in self._targets if tex is current)
+                return image.copy()
+            framebuffer = self._framebuffer(current)
+            if area is None:
+                out = np.empty((height, width, 3), dtype=np.uint8)
                 framebuffer.read_into(out, components=3, alignment=1)
+                return out
+            out = image.copy()
+            x, y, w, h = area
+            changed = np.empty((h, w, 3), dtype=np.uint8)
+            framebuffer.read_into(changed, viewport=area, components=3, alignment=1)
+            out[y : y + h, x : x + w] = changed
         return out
+
+    def _framebuffer(self, texture: moderngl.Texture) -> moderngl.Framebuffer:
+        if texture is self._source:
+            assert self._source_fb is not None
+            return self._source_fb
+        return next(fb for tex, fb in self._targets if tex is texture)
 
     def _run(
         self,
@@ -172,10 +201,14 @@ class Compositor:
         uniforms: Mapping[str, Any],
         frame: FrameContext,
         effect_input: moderngl.Texture,
+        rects: list[Rect] | None = None,
+        area: Rect | None = None,
     ) -> moderngl.Texture:
         """Draw every pass of ``effect``; returns the texture holding its output.
 
-        Never writes ``effect_input``, so on failure the caller goes on from it unchanged.
+        With ``rects``, each pass is drawn only inside them, over a copy of its input made
+        across ``area`` (None: the whole frame). Never writes ``effect_input``, so on failure
+        the caller goes on from it unchanged.
         """
         spec = effect.spec
         programs = self._compiled(spec)
@@ -217,10 +250,24 @@ class Compositor:
                 unit += 1
             for key, value in uniforms.items():
                 _set(program, key, value)
-            if vao is None:
-                self._meshes().draw(effect, index, program, frame, params, framebuffer, unit)
-            else:
-                vao.render(moderngl.TRIANGLES, vertices=3)
+            try:
+                if vao is None:  # a mesh pass copies its input itself, inside the scissor
+                    framebuffer.scissor = area if rects is not None else None
+                    self._meshes().draw(effect, index, program, frame, params, framebuffer, unit)
+                elif rects is None:
+                    vao.render(moderngl.TRIANGLES, vertices=3)
+                else:
+                    if rects != [area]:  # parts of the working area stay as they came
+                        framebuffer.scissor = area
+                        framebuffer.use()
+                        self.ctx.copy_framebuffer(framebuffer, self._framebuffer(current))
+                    for rect in rects:
+                        framebuffer.scissor = rect
+                        framebuffer.use()
+                        vao.render(moderngl.TRIANGLES, vertices=3)
+            finally:
+                framebuffer.scissor = None
+                framebuffer.use()
             error = self.ctx.error
             if error != "GL_NO_ERROR":
                 raise EffectError(
@@ -279,6 +326,7 @@ class Compositor:
             return
         self._release_frame_objects()
         self._source = self.ctx.texture((width, height), 3, alignment=1)
+        self._source_fb = self.ctx.framebuffer(color_attachments=[self._source])
         for _ in range(3):
             texture = self.ctx.texture((width, height), 4)
             self._targets.append((texture, self.ctx.framebuffer(color_attachments=[texture])))
@@ -328,6 +376,9 @@ class Compositor:
             framebuffer.release()
             texture.release()
         self._targets = []
+        if self._source_fb is not None:
+            self._source_fb.release()
+            self._source_fb = None
         if self._source is not None:
             self._source.release()
             self._source = None
@@ -376,6 +427,14 @@ class Compositor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _working_area(rects: Sequence[list[Rect] | None]) -> Rect | None:
+    """The part of the frame the effects can change: the bounding rectangle of every
+    effect's regions; None (the whole frame) when any effect draws everywhere."""
+    if any(r is None for r in rects):
+        return None
+    return bounding_rect([rect for effect_rects in rects if effect_rects for rect in effect_rects])
 
 
 def _release(programs: list[_Program]) -> None:

@@ -49,8 +49,12 @@ _FILE_STRIDE = 100_000
 _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*$')
 _KNOWN_KEYS = frozenset(
     ("name", "version", "description", "shader", "passes", "masks", "landmarks", "pose")
-    + ("params", "hooks", "optional_masks")
+    + ("params", "hooks", "optional_masks", "region")
 )
+REGIONS = ("frame", "head", "face", "lips")
+"""Where an effect may change pixels (manifest key ``region``): the whole frame, each
+face's head (the face model's crop: hair included), its face, or its lips. The compositor
+draws the effect's passes only there, which is most of the speed on a CPU renderer."""
 # Names that only exist in a pass when the manifest declares the input (see shaders/arfx.glsl).
 _INPUT_NAMES = {
     "landmarks": ("arfx_landmark", "u_landmarks"),
@@ -140,6 +144,8 @@ class EffectSpec:
     manifest: Path | None = None
     optional_masks: tuple[str, ...] = ()
     """Masks read when the session's mask source has them, all-zero when it has not."""
+    region: str = "frame"
+    """Where the effect changes pixels: one of ``REGIONS``."""
 
     @property
     def shader(self) -> str:
@@ -182,6 +188,9 @@ class EffectSpec:
             inputs[key] = data.get(key, False)
             if not isinstance(inputs[key], bool):
                 raise EffectError(f"{path}: {key!r} must be true or false")
+        region = data.get("region", "frame")
+        if region not in REGIONS:
+            raise EffectError(f"{path}: 'region' must be one of {list(REGIONS)}, got {region!r}")
         raw_params = data.get("params", {})
         if not isinstance(raw_params, dict):
             raise EffectError(f"{path}: 'params' must be a table (object) of parameters")
@@ -208,6 +217,7 @@ class EffectSpec:
             passes=passes,
             masks=tuple(masks),
             optional_masks=tuple(optional),
+            region=region,
             params=params,
             hooks=hooks,
             landmarks=inputs["landmarks"],

@@ -28,6 +28,7 @@ import numpy as np
 
 from .compositor import Compositor
 from .effect import Effect, EffectSpec, FrameContext, file_stamp
+from .engine import Pipeline, PipelineError
 from .errors import ArfxError, EffectError, ParameterError, SinkError
 from .frame import Frame, as_rgb8
 from .inference import DEVICES, select_providers
@@ -85,6 +86,11 @@ class SessionOptions:
     file exists, else the mesh)."""
     model_path: str | Path | None = None
     """The face model (ONNX); None = the one shipped in the package."""
+    pipelined: bool = True
+    """``render`` decodes, analyses, composites and encodes on a thread each, overlapping
+    consecutive frames (see ``arfx.engine``); False runs them one after another."""
+    queue_size: int = 2
+    """Frames waiting between two pipelined stages (more: smoother, more memory)."""
     stabilizer: StabilizerOptions = field(default_factory=StabilizerOptions)
     """Temporal stabilisation of landmarks, pose and masks in video (not used with
     ``static_images``); ``StabilizerOptions.off()`` gives the raw values."""
@@ -96,6 +102,10 @@ class SessionOptions:
             raise ArfxError(f"device must be one of {DEVICES}, got {self.device!r}")
         if self.masks not in ("auto", "model", "mesh"):
             raise ArfxError(f"masks must be 'auto', 'model' or 'mesh', got {self.masks!r}")
+        if isinstance(self.queue_size, bool) or not isinstance(self.queue_size, int):
+            raise ArfxError(f"queue_size must be an integer, got {self.queue_size!r}")
+        if not 1 <= self.queue_size <= 64:
+            raise ArfxError(f"queue_size must be in [1, 64], got {self.queue_size}")
         if not isinstance(self.stabilizer, StabilizerOptions):
             raise ArfxError(
                 f"stabilizer must be a StabilizerOptions, got {type(self.stabilizer).__name__}"
@@ -436,22 +446,25 @@ class Session:
                 report = RenderReport(source.name, output, 0, 0, 0.0)
                 failures_before = dict(self.effect_failures)
                 bar = Progress(Path(source.name).name, source.frame_count, enabled=progress)
+                frames = self._frames_to(sink, source)
                 try:
                     with bar:
-                        for frame in source:
-                            out, faces = self._apply(frame.image, frame.index, frame.time)
-                            sink.write(frame.with_image(out))
+                        for had_faces in frames:
                             report.frames += 1
-                            report.frames_with_faces += bool(faces)
+                            report.frames_with_faces += had_faces
                             bar.update()
                     sink.close()
                 except BaseException as exc:
+                    frames.close()  # joins the pipeline's threads before the sink is touched
                     partial = sink.abort() if isinstance(sink, VideoFileSink) else None
                     if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                         if partial is not None:
                             log.warning("interrupted: what was rendered is in %s", partial)
                         raise
-                    where = f"{source.name}: frame {report.frames}"
+                    frame_index = report.frames
+                    if isinstance(exc, PipelineError) and exc.__cause__ is not None:
+                        exc, frame_index = exc.__cause__, exc.item  # noqa: PLW2901
+                    where = f"{source.name}: frame {frame_index}"
                     message = (
                         str(exc)
                         if isinstance(exc, ArfxError)
@@ -466,10 +479,47 @@ class Session:
                 }
                 return report
 
+    def _frames_to(self, sink: Sink, source: Source) -> Iterator[bool]:
+        """Render every frame of ``source`` into ``sink``; yields, per frame written,
+        whether it had a face. Pipelined (one thread per stage) unless the options say not."""
+        if not self.options.pipelined:
+            for frame in source:
+                out, faces = self._apply(frame.image, frame.index, frame.time)
+                sink.write(frame.with_image(out))
+                yield bool(faces)
+            return
+
+        def analyse(frame: Frame) -> tuple[Frame, _Prepared]:
+            prepared = self._prepare_frame(frame.image, frame.index, frame.time)
+            if prepared.context is not None:  # the mask builders reuse their buffers
+                masks = {name: mask.copy() for name, mask in prepared.context.masks.items()}
+                prepared.context = replace(prepared.context, masks=masks)
+            return frame, prepared
+
+        def composite(item: tuple[Frame, _Prepared]) -> tuple[Frame, np.ndarray, bool]:
+            frame, prepared = item
+            return frame, self._composite_frame(prepared), bool(prepared.faces)
+
+        def encode(item: tuple[Frame, np.ndarray, bool]) -> bool:
+            frame, out, had_faces = item
+            sink.write(frame.with_image(out))
+            return had_faces
+
+        stages = [("analyse", analyse), ("composite", composite), ("encode", encode)]
+        pipeline = Pipeline(stages, queue_size=self.options.queue_size)
+        yield from pipeline.run(source)
+
     def _apply(
         self, rgb: np.ndarray, index: int | None = None, time: float | None = None
     ) -> tuple[np.ndarray, list[Face]]:
         """Track and composite one RGB frame; returns ``rgb`` itself when nothing is drawn."""
+        prepared = self._prepare_frame(rgb, index, time)
+        return self._composite_frame(prepared), prepared.faces
+
+    def _prepare_frame(
+        self, rgb: np.ndarray, index: int | None = None, time: float | None = None
+    ) -> _Prepared:
+        """Everything before the GPU: track, stabilise, analyse, masks, effect hooks."""
         if index is None:
             index = self._index
         self._index = index + 1
@@ -478,7 +528,7 @@ class Session:
         needed = sorted({*needed, *(optional & set(self._available_masks))})
         faces = self._track(rgb, analyse=bool(needed), time=time)
         if not faces or not self.effects:
-            return rgb, faces
+            return _Prepared(rgb, faces, index)
         if isinstance(self._masks, ModelMasks):
             analyses = [face.analysis for face in faces]
             masks = self._masks.build(analyses, rgb.shape[:2], needed)
@@ -493,13 +543,17 @@ class Session:
                 passes.append((effect, effect.uniforms(context, effect.params)))
             except EffectError as exc:
                 self._report_failure(effect, index, exc)
-        if not passes:
-            return rgb, faces
+        return _Prepared(rgb, faces, index, context, passes)
+
+    def _composite_frame(self, prepared: _Prepared) -> np.ndarray:
+        """The GPU half of a frame: the effect passes over the prepared frame."""
+        if prepared.context is None or not prepared.passes:
+            return prepared.rgb
 
         def failed(effect: Effect, exc: EffectError) -> None:
-            self._report_failure(effect, index, exc)
+            self._report_failure(effect, prepared.index, exc)
 
-        return self._compositor.render(context, passes, on_failure=failed), faces
+        return self._compositor.render(prepared.context, prepared.passes, on_failure=failed)
 
     def _report_failure(self, effect: Effect, index: int, exc: Exception) -> None:
         count = self.effect_failures.get(effect.name, 0) + 1
@@ -541,6 +595,17 @@ class Session:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass
+class _Prepared:
+    """One frame between its analysis and its compositing."""
+
+    rgb: np.ndarray
+    faces: list[Face]
+    index: int
+    context: FrameContext | None = None
+    passes: list[tuple[Effect, Any]] = field(default_factory=list)
 
 
 def _effect_name(item: EffectLike) -> str:

@@ -203,6 +203,47 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stability.add_argument("--model", type=Path, help="face model ONNX (default: shipped)")
     stability.add_argument("--json", type=Path, help="also write the report as JSON here")
+    throughput = bench_tasks.add_parser(
+        "pipeline",
+        help="stage times, frames/s against plain decode+encode, live latency, memory",
+    )
+    throughput.add_argument("--video", type=Path, required=True, help="the video to render")
+    throughput.add_argument(
+        "--effect",
+        action="append",
+        dest="effects",
+        metavar="SPEC",
+        help="effects to render (default: lipstick, hair_color and eyewear)",
+    )
+    throughput.add_argument(
+        "--frames",
+        type=_positive_int,
+        default=300,
+        help="frames per run (the video loops if shorter)",
+    )
+    throughput.add_argument(
+        "--size", type=_frame_size, help="resize frames to WxH first, e.g. 1280x720"
+    )
+    throughput.add_argument(
+        "--live-frames", type=int, default=300, help="frames of the live test (0: skip it)"
+    )
+    throughput.add_argument(
+        "--memory-frames",
+        type=int,
+        default=0,
+        help="frames of the memory test, e.g. 2000 (0: skip it)",
+    )
+    throughput.add_argument(
+        "--memory-warmup",
+        type=_positive_int,
+        default=200,
+        help="frame after which memory growth is counted",
+    )
+    throughput.add_argument(
+        "--no-sequential", action="store_true", help="skip the sequential (unpipelined) run"
+    )
+    throughput.add_argument("--model", type=Path, help="face model ONNX (default: shipped)")
+    throughput.add_argument("--json", type=Path, help="also write the report as JSON here")
     return parser
 
 
@@ -226,6 +267,16 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
+
+
+def _frame_size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
+    if not (16 <= width <= 8192 and 16 <= height <= 8192):
+        raise argparse.ArgumentTypeError(f"frame size out of range: {text!r}")
+    return width, height
 
 
 def _positive_ints(text: str) -> tuple[int, ...]:
@@ -315,11 +366,14 @@ def cmd_webcam(args: argparse.Namespace) -> int:
     source = WebcamSource(camera, width=args.width, height=args.height)
     preview = None if args.no_preview else PreviewSink("arfx webcam (q to quit)")
     record: VideoFileSink | None = None
-    count = 0
+    count = dropped = 0
     checked = time.monotonic()
     try:
         with _make_session(args) as session:
-            for frame in session.stream(source):
+            # Live: analysis and compositing overlap, and a frame that arrives while an older
+            # one is still being analysed replaces it, so the picture stays current. Hot
+            # reload recompiles shaders between frames, so --watch runs frame by frame.
+            for frame in session.stream(source, live=not args.watch):
                 if args.watch and time.monotonic() - checked >= 1.0:
                     # A few stat() calls; a broken new version is logged and the old one stays.
                     checked = time.monotonic()
@@ -340,6 +394,7 @@ def cmd_webcam(args: argparse.Namespace) -> int:
                 count += 1
                 if args.frames and count >= args.frames:
                     break
+            dropped = session.dropped_frames
     except PreviewClosed:
         pass
     except BaseException:
@@ -352,7 +407,7 @@ def cmd_webcam(args: argparse.Namespace) -> int:
     if record is not None:
         record.close()
         print(f"{args.record}: recorded", file=sys.stderr)
-    print(f"{count} frames", file=sys.stderr)
+    print(f"{count} frames ({dropped} dropped to stay live)", file=sys.stderr)
     return EXIT_OK
 
 
@@ -511,6 +566,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.task == "stability":
         return cmd_bench_stability(args)
+    if args.task == "pipeline":
+        return cmd_bench_pipeline(args)
     if args.warmup < 0:
         print("arfx: error: --warmup must be at least 0", file=sys.stderr)
         return EXIT_USAGE
@@ -552,6 +609,34 @@ def cmd_bench_stability(args: argparse.Namespace) -> int:
         progress=lambda text: print(text, file=sys.stderr, flush=True),
     )
     print(stability_table(report))
+    if args.json:
+        args.json.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return EXIT_OK
+
+
+def cmd_bench_pipeline(args: argparse.Namespace) -> int:
+    from .throughput import bench_pipeline, pipeline_table
+
+    if not args.video.is_file():
+        print(f"arfx: error: {args.video}: no such file", file=sys.stderr)
+        return EXIT_USAGE
+    if args.memory_frames and args.memory_frames <= args.memory_warmup:
+        print("arfx: error: --memory-frames must be above --memory-warmup", file=sys.stderr)
+        return EXIT_USAGE
+    report = bench_pipeline(
+        args.video,
+        args.effects or ("lipstick", "hair_color", "eyewear"),
+        frames=args.frames,
+        sequential=not args.no_sequential,
+        live_frames=max(args.live_frames, 0),
+        memory_frames=max(args.memory_frames, 0),
+        memory_warmup=args.memory_warmup,
+        model_path=args.model,
+        size=args.size,
+        progress=lambda text: print(f"arfx bench pipeline: {text}", file=sys.stderr, flush=True),
+    )
+    print(pipeline_table(report))
     if args.json:
         args.json.write_text(json.dumps(report.to_json(), indent=2) + "\n")
         print(f"wrote {args.json}")

@@ -15,12 +15,14 @@ applies from the next frame. For parallel work, use one Session per thread.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 
 import cv2
@@ -185,6 +187,11 @@ class Session:
         self._last_time: float | None = None
         self.scene_cuts = 0
         """Scene cuts detected since the session started (each reset the tracks)."""
+        self.dropped_frames = 0
+        """Frames live streams dropped because a newer one arrived first."""
+        self._busy = False
+        self.stage_times: dict[str, list[float]] | None = None
+        """Set to a dict to collect seconds per stage and frame (``arfx bench pipeline``)."""
         self._masks = ModelMasks() if self._analyzer is not None else MeshMasks()
         try:
             self._compositor = Compositor(backend=options.gl_backend)
@@ -361,18 +368,22 @@ class Session:
             self.scene_cuts += 1
             log.info("frame %d: scene cut, tracks and filters start afresh", self._index - 1)
             self._forget_history()
-        faces = self._tracker.track(rgb)
+        with self._timed("track"):
+            faces = self._tracker.track(rgb)
         if video and self._stabilizer.active:
-            faces = self._stabilizer.stabilize(faces, dt, (rgb.shape[1], rgb.shape[0]))
+            with self._timed("stabilise"):
+                faces = self._stabilizer.stabilize(faces, dt, (rgb.shape[1], rgb.shape[0]))
         if self._analyzer is None:
             return faces
         if not analyse or not video:
             self._analyzer.reset()
             self._mask_stabilizer.reset()
         if analyse:
-            analyses = self._analyzer.analyze(rgb, faces)
+            with self._timed("model"):
+                analyses = self._analyzer.analyze(rgb, faces)
             if video and self.options.stabilizer.masks:
-                analyses = self._mask_stabilizer.stabilize(analyses)
+                with self._timed("stabilise masks"):
+                    analyses = self._mask_stabilizer.stabilize(analyses)
                 self._analyzer.remember(analyses)
             for face, analysis in zip(faces, analyses, strict=True):
                 face.analysis = analysis
@@ -415,11 +426,34 @@ class Session:
             )
         return replace(frame, image=out, faces=tuple(faces))
 
-    def stream(self, source: Source) -> Iterator[Frame]:
-        """Yield processed frames (with their faces) from a source, keeping their timestamps."""
+    def stream(
+        self, source: Source, *, pipelined: bool = False, live: bool = False
+    ) -> Iterator[Frame]:
+        """Yield processed frames (with their faces) from a source, keeping their timestamps.
+
+        ``pipelined``: decoding, analysis and compositing run on a thread each, overlapping
+        consecutive frames (every frame, in order). ``live`` (pipelined too): a frame that
+        arrives while the analysis is still busy with an older one replaces the one waiting,
+        so a camera's picture stays current; ``dropped_frames`` counts what was dropped.
+        While a pipelined stream runs, the session does nothing else (``process`` from the
+        loop's own thread raises; other threads wait).
+        """
         with source:
-            for frame in source:
-                yield self.process_frame(frame)
+            if not (pipelined or live):
+                for frame in source:
+                    yield self.process_frame(frame)
+                return
+            with self._lock:
+                self._check_open()
+                self._busy = True
+                pipeline = Pipeline(
+                    self._frame_stages(), queue_size=self.options.queue_size, live=live
+                )
+                try:
+                    yield from pipeline.run(source)
+                finally:
+                    self._busy = False
+                    self.dropped_frames += pipeline.dropped
 
     def render(
         self,
@@ -483,31 +517,47 @@ class Session:
         """Render every frame of ``source`` into ``sink``; yields, per frame written,
         whether it had a face. Pipelined (one thread per stage) unless the options say not."""
         if not self.options.pipelined:
-            for frame in source:
+            frames = iter(source)
+            while True:
+                with self._timed("decode"):
+                    frame = next(frames, None)
+                if frame is None:
+                    return
                 out, faces = self._apply(frame.image, frame.index, frame.time)
-                sink.write(frame.with_image(out))
+                with self._timed("encode"):
+                    sink.write(frame.with_image(out))
                 yield bool(faces)
-            return
+
+        def encode(frame: Frame) -> bool:
+            sink.write(frame)
+            return bool(frame.faces)
+
+        stages = [*self._frame_stages(), ("encode", encode)]
+        pipeline = Pipeline(stages, queue_size=self.options.queue_size)
+        self._busy = True
+        try:
+            yield from pipeline.run(source)
+        finally:
+            self._busy = False
+
+    def _frame_stages(self) -> list[tuple[str, Callable[[Any], Any]]]:
+        """The two halves of a frame as pipeline stages: analysis (CPU) then compositing
+        (GL); the second yields the processed Frame with its faces."""
 
         def analyse(frame: Frame) -> tuple[Frame, _Prepared]:
-            prepared = self._prepare_frame(frame.image, frame.index, frame.time)
+            rgb = as_rgb8(frame.image, f"frame {frame.index}")
+            prepared = self._prepare_frame(rgb, frame.index, frame.time)
             if prepared.context is not None:  # the mask builders reuse their buffers
                 masks = {name: mask.copy() for name, mask in prepared.context.masks.items()}
                 prepared.context = replace(prepared.context, masks=masks)
             return frame, prepared
 
-        def composite(item: tuple[Frame, _Prepared]) -> tuple[Frame, np.ndarray, bool]:
+        def composite(item: tuple[Frame, _Prepared]) -> Frame:
             frame, prepared = item
-            return frame, self._composite_frame(prepared), bool(prepared.faces)
+            out = self._composite_frame(prepared)
+            return replace(frame, image=out, faces=tuple(prepared.faces))
 
-        def encode(item: tuple[Frame, np.ndarray, bool]) -> bool:
-            frame, out, had_faces = item
-            sink.write(frame.with_image(out))
-            return had_faces
-
-        stages = [("analyse", analyse), ("composite", composite), ("encode", encode)]
-        pipeline = Pipeline(stages, queue_size=self.options.queue_size)
-        yield from pipeline.run(source)
+        return [("analyse", analyse), ("composite", composite)]
 
     def _apply(
         self, rgb: np.ndarray, index: int | None = None, time: float | None = None
@@ -529,20 +579,22 @@ class Session:
         faces = self._track(rgb, analyse=bool(needed), time=time)
         if not faces or not self.effects:
             return _Prepared(rgb, faces, index)
-        if isinstance(self._masks, ModelMasks):
-            analyses = [face.analysis for face in faces]
-            masks = self._masks.build(analyses, rgb.shape[:2], needed)
-        else:
-            masks = self._masks.build(faces, rgb.shape[:2], needed)
+        with self._timed("masks"):
+            if isinstance(self._masks, ModelMasks):
+                analyses = [face.analysis for face in faces]
+                masks = self._masks.build(analyses, rgb.shape[:2], needed)
+            else:
+                masks = self._masks.build(faces, rgb.shape[:2], needed)
         height, width = rgb.shape[:2]
         camera = camera_matrix((width, height), self.options.focal_length)
         context = FrameContext(image=rgb, faces=faces, masks=masks, index=index, camera=camera)
         passes = []
-        for effect in self.effects:
-            try:
-                passes.append((effect, effect.uniforms(context, effect.params)))
-            except EffectError as exc:
-                self._report_failure(effect, index, exc)
+        with self._timed("hooks"):
+            for effect in self.effects:
+                try:
+                    passes.append((effect, effect.uniforms(context, effect.params)))
+                except EffectError as exc:
+                    self._report_failure(effect, index, exc)
         return _Prepared(rgb, faces, index, context, passes)
 
     def _composite_frame(self, prepared: _Prepared) -> np.ndarray:
@@ -553,7 +605,18 @@ class Session:
         def failed(effect: Effect, exc: EffectError) -> None:
             self._report_failure(effect, prepared.index, exc)
 
-        return self._compositor.render(prepared.context, prepared.passes, on_failure=failed)
+        with self._timed("composite"):
+            return self._compositor.render(prepared.context, prepared.passes, on_failure=failed)
+
+    @contextlib.contextmanager
+    def _timed(self, stage: str) -> Iterator[None]:
+        times = self.stage_times
+        if times is None:
+            yield
+            return
+        start = perf_counter()
+        yield
+        times.setdefault(stage, []).append(perf_counter() - start)
 
     def _report_failure(self, effect: Effect, index: int, exc: Exception) -> None:
         count = self.effect_failures.get(effect.name, 0) + 1
@@ -580,6 +643,11 @@ class Session:
     def _check_open(self) -> None:
         if self._closed:
             raise ArfxError("this Session is closed")
+        if self._busy:
+            raise ArfxError(
+                "this Session is running a pipelined stream or render; process its frames "
+                "from that loop instead of calling it again"
+            )
 
     def close(self) -> None:
         """Release the tracker, the GL context and every GPU object. Idempotent."""

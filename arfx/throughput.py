@@ -1,0 +1,366 @@
+"""How fast the whole pipeline runs (``arfx bench pipeline``), next to the cost of the video.
+
+In one run, on one file, with one encoder setting (H.264, the ``VideoFileSink`` defaults):
+
+- *plain*: decode and encode with no effects, the floor any effects SDK pays;
+- *render*: the same frames through tracking, the face model, the effects and the encoder,
+  pipelined as ``Session.render`` runs them;
+- *sequential*: the same without the pipeline (each frame start to finish), for the gain;
+  the stage times come from this run, where stages do not compete for the cores (from the
+  pipelined run when it is skipped);
+- *live*: frames released at their own timestamps (as a camera delivers them) through a
+  live stream; latency from release to processed frame, and the frames dropped to stay live;
+- *memory*: resident memory after ``memory_warmup`` frames and after ``memory_frames``
+  frames of the video played in a loop, and the process's peak.
+
+Times on shared machines are noisy; the ratios between rows of one run are the figures.
+"""
+
+from __future__ import annotations
+
+import resource
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .frame import Frame
+from .sinks import VideoFileSink
+from .sources import Source, VideoFileSource
+
+
+class LoopedSource(Source):
+    """A video file played ``frames`` frames long, from the start again at its end, with
+    indices and timestamps that keep increasing (so it looks like one long video).
+
+    ``size`` (width, height) resizes every frame, e.g. to measure 1280x720 from a 640x360
+    file; the resize happens while decoding, like a bigger file's decode would.
+    """
+
+    def __init__(self, path: str | Path, frames: int, size: tuple[int, int] | None = None) -> None:
+        self.path = Path(path)
+        self.name = str(self.path)
+        self.frame_count = frames
+        self.size = size
+        with VideoFileSource(self.path) as probe:
+            self.width, self.height = size or (probe.width, probe.height)
+            self.fps = probe.fps or Fraction(30)
+            self.time_base = probe.time_base
+
+    def __iter__(self) -> Iterator[Frame]:
+        index = 0
+        offset_time = 0.0
+        offset_pts = 0
+        period = 1.0 / float(self.fps)
+        while True:
+            last: Frame | None = None
+            with VideoFileSource(self.path) as source:
+                for frame in source:
+                    if index >= self.frame_count:
+                        return
+                    pts = None if frame.pts is None else frame.pts + offset_pts
+                    image = frame.image
+                    if self.size is not None and image.shape[1::-1] != self.size:
+                        image = cv2.resize(image, self.size, interpolation=cv2.INTER_LINEAR)
+                    yield Frame(
+                        image=image,
+                        index=index,
+                        pts=pts,
+                        time_base=frame.time_base,
+                        time=frame.time + offset_time,
+                    )
+                    last = frame
+                    index += 1
+            if last is None:
+                return  # an empty file
+            offset_time += last.time + period
+            if last.pts is not None and last.time_base:
+                offset_pts += last.pts + round(period / float(last.time_base))
+
+
+class PacedSource(Source):
+    """Releases each frame of ``source`` at its own timestamp in real time, like a camera.
+
+    ``released`` maps a frame's index to the ``time.perf_counter()`` it was released at.
+    """
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.name = source.name
+        self.width, self.height = source.width, source.height
+        self.fps, self.time_base = source.fps, source.time_base
+        self.frame_count = source.frame_count
+        self.released: dict[int, float] = {}
+
+    def __iter__(self) -> Iterator[Frame]:
+        start = None
+        for frame in self.source:
+            now = time.perf_counter()
+            if start is None:
+                start = now - frame.time
+            wait = start + frame.time - now
+            if wait > 0:
+                time.sleep(wait)
+            self.released[frame.index] = time.perf_counter()
+            yield frame
+
+    def close(self) -> None:
+        self.source.close()
+
+
+@dataclass
+class StageRow:
+    """One stage's time per frame, in milliseconds."""
+
+    stage: str
+    median_ms: float
+    p95_ms: float
+    frames: int
+
+
+@dataclass
+class PipelineReport:
+    """Everything ``bench_pipeline`` measured (see the module text)."""
+
+    video: str
+    size: tuple[int, int]
+    effects: list[str]
+    frames: int
+    plain_fps: float
+    render_fps: float
+    sequential_fps: float | None
+    stages: list[StageRow] = field(default_factory=list)
+    live: dict[str, float] = field(default_factory=dict)
+    memory: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float:
+        """Rendered frames per second over plain decode-and-encode frames per second."""
+        return self.render_fps / self.plain_fps if self.plain_fps else float("nan")
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["ratio"] = self.ratio
+        return data
+
+
+def _sink(path: Path, source: Source) -> VideoFileSink:
+    assert source.width and source.height
+    return VideoFileSink(
+        path,
+        width=source.width,
+        height=source.height,
+        fps=source.fps or Fraction(30),
+        time_base=source.time_base,
+    )
+
+
+def plain_fps(video: Path, frames: int, folder: Path, size: tuple[int, int] | None = None) -> float:
+    """Frames per second of decoding and encoding ``frames`` frames with no effects."""
+    source = LoopedSource(video, frames, size)
+    sink = _sink(folder / "plain.mp4", source)
+    start = time.perf_counter()
+    count = 0
+    with source:
+        for frame in source:
+            sink.write(frame)
+            count += 1
+    sink.close()
+    return count / (time.perf_counter() - start)
+
+
+def _session(effects: Sequence[str], pipelined: bool, model_path: Path | None):
+    from .session import Session, SessionOptions
+
+    options = SessionOptions(pipelined=pipelined, model_path=model_path)
+    return Session(list(effects), options)
+
+
+def render_fps(
+    video: Path,
+    effects: Sequence[str],
+    frames: int,
+    folder: Path,
+    *,
+    pipelined: bool = True,
+    model_path: Path | None = None,
+    size: tuple[int, int] | None = None,
+) -> tuple[float, dict[str, list[float]]]:
+    """Frames per second of ``Session.render`` over ``frames`` frames, and its stage times."""
+    with _session(effects, pipelined, model_path) as session:
+        session.stage_times = {}
+        report = session.render(
+            LoopedSource(video, frames, size), folder / f"render-{pipelined}.mp4", progress=False
+        )
+        return report.frames / report.seconds, session.stage_times
+
+
+def live_latency(
+    video: Path,
+    effects: Sequence[str],
+    frames: int,
+    *,
+    model_path: Path | None = None,
+    size: tuple[int, int] | None = None,
+) -> dict[str, float]:
+    """Latency from a frame's real-time release to its processed frame, live mode."""
+    source = PacedSource(LoopedSource(video, frames, size))
+    latencies = []
+    with _session(effects, True, model_path) as session:
+        for frame in session.stream(source, live=True):
+            latencies.append(time.perf_counter() - source.released[frame.index])
+        dropped = session.dropped_frames
+    values = np.array(latencies[10:] or latencies) * 1000.0  # after the first frames' warm-up
+    return {
+        "median_ms": float(np.median(values)),
+        "p95_ms": float(np.percentile(values, 95)),
+        "delivered": float(len(latencies)),
+        "dropped": float(dropped),
+    }
+
+
+def memory_growth(
+    video: Path,
+    effects: Sequence[str],
+    frames: int,
+    warmup: int,
+    folder: Path,
+    *,
+    model_path: Path | None = None,
+    size: tuple[int, int] | None = None,
+) -> dict[str, float]:
+    """Resident memory (MB) after ``warmup`` and after ``frames`` frames of a looped render."""
+    source = LoopedSource(video, frames, size)
+    sink = _sink(folder / "memory.mp4", source)
+    samples: dict[str, float] = {}
+    with _session(effects, True, model_path) as session:
+        for count, frame in enumerate(session.stream(source, pipelined=True), start=1):
+            sink.write(frame)
+            if count in (warmup, frames):
+                samples[f"rss_mb_at_{count}"] = resident_mb()
+    sink.close()
+    samples["growth_mb"] = samples.get(f"rss_mb_at_{frames}", float("nan")) - samples.get(
+        f"rss_mb_at_{warmup}", float("nan")
+    )
+    return samples
+
+
+def resident_mb() -> float:
+    """This process's resident memory now, in MB (Linux /proc; else the peak so far)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * resource.getpagesize() / 1e6
+    except (OSError, ValueError, IndexError):
+        return peak_mb()
+
+
+def peak_mb() -> float:
+    """This process's peak resident memory so far, in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3  # kB on Linux
+
+
+def bench_pipeline(
+    video: Path,
+    effects: Sequence[str],
+    *,
+    frames: int = 300,
+    sequential: bool = True,
+    live_frames: int = 300,
+    memory_frames: int = 0,
+    memory_warmup: int = 200,
+    model_path: Path | None = None,
+    size: tuple[int, int] | None = None,
+    progress: Any = None,
+) -> PipelineReport:
+    """Run every measurement of the module text on ``video`` (resized to ``size``)."""
+    say = progress or (lambda text: None)
+    if size is None:
+        with VideoFileSource(video) as probe:
+            size = (probe.width or 0, probe.height or 0)
+    common: dict[str, Any] = {"model_path": model_path, "size": size}
+    with tempfile.TemporaryDirectory(prefix="arfx-bench-") as tmp:
+        folder = Path(tmp)
+        say("plain decode and encode")
+        plain = plain_fps(video, frames, folder, size)
+        say("render, pipelined")
+        fps, times = render_fps(video, effects, frames, folder, **common)
+        seq = None
+        if sequential:  # its stage times are each stage's own cost, without the others
+            say("render, sequential")
+            seq, times = render_fps(video, effects, frames, folder, pipelined=False, **common)
+        report = PipelineReport(
+            video=str(video),
+            size=size,
+            effects=list(effects),
+            frames=frames,
+            plain_fps=plain,
+            render_fps=fps,
+            sequential_fps=seq,
+        )
+        for stage, seconds in times.items():
+            values = np.array(seconds[5:] or seconds) * 1000.0
+            report.stages.append(
+                StageRow(
+                    stage,
+                    float(np.median(values)),
+                    float(np.percentile(values, 95)),
+                    len(seconds),
+                )
+            )
+        if live_frames:
+            say("live")
+            report.live = live_latency(video, effects, live_frames, **common)
+        if memory_frames:
+            say(f"memory over {memory_frames} frames")
+            report.memory = memory_growth(
+                video, effects, memory_frames, memory_warmup, folder, **common
+            )
+        report.memory["peak_mb"] = peak_mb()
+    return report
+
+
+def pipeline_table(report: PipelineReport) -> str:
+    """The report as text: the stage table, then the totals."""
+    width, height = report.size
+    lines = [
+        f"{Path(report.video).name} {width}x{height}, {report.frames} frames, "
+        f"effects: {', '.join(report.effects) or 'none'}",
+        "",
+        f"{'stage':<16} {'median ms':>10} {'p95 ms':>8} {'frames':>7}",
+    ]
+    for row in report.stages:
+        lines.append(f"{row.stage:<16} {row.median_ms:>10.1f} {row.p95_ms:>8.1f} {row.frames:>7}")
+    lines.append("")
+    lines.append(f"plain decode+encode   {report.plain_fps:8.1f} frames/s")
+    lines.append(
+        f"render (pipelined)    {report.render_fps:8.1f} frames/s   {report.ratio:.3f}x plain"
+    )
+    if report.sequential_fps:
+        lines.append(
+            f"render (sequential)   {report.sequential_fps:8.1f} frames/s   "
+            f"pipelining gain {report.render_fps / report.sequential_fps:.2f}x"
+        )
+    if report.live:
+        live = report.live
+        lines.append(
+            f"live latency          median {live['median_ms']:.0f} ms, p95 "
+            f"{live['p95_ms']:.0f} ms ({live['delivered']:.0f} delivered, "
+            f"{live['dropped']:.0f} dropped)"
+        )
+    memory = report.memory
+    growth = [key for key in memory if key.startswith("rss_mb_at_")]
+    if growth:
+        a, b = sorted(growth, key=lambda key: int(key.rsplit("_", 1)[1]))
+        lines.append(
+            f"memory                {memory[a]:.0f} MB at frame {a.rsplit('_', 1)[1]}, "
+            f"{memory[b]:.0f} MB at frame {b.rsplit('_', 1)[1]}: "
+            f"growth {memory['growth_mb']:+.1f} MB"
+        )
+    lines.append(f"peak memory           {memory.get('peak_mb', float('nan')):.0f} MB")
+    return "\n".join(lines)

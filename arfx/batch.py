@@ -1,0 +1,278 @@
+"""Batch rendering (``arfx batch``): every video and image of a folder, in parallel.
+
+One job per file, each a whole ``Session.render`` in its own process: locally on a pool of
+worker processes, or as tasks on a Ray cluster (``ray`` is an optional dependency:
+``pip install arfx[ray]``). A job whose worker fails or dies is retried up to ``retries``
+more times; what still fails is reported, never half-written: outputs appear under their
+final names only when complete (``VideoFileSink`` renders beside the target and renames).
+A file is always rendered whole by one worker, so its stabilisation runs over the whole
+video, exactly as a single-process render would.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ArfxError
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"})
+H264_CONTAINERS = frozenset({".mp4", ".mov", ".mkv"})
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """One file to render and where its output goes."""
+
+    source: Path
+    output: Path
+
+
+@dataclass
+class JobResult:
+    """How one job ended. ``status`` is "ok" or "failed"; ``attempts`` counts the tries."""
+
+    source: str
+    output: str
+    status: str
+    attempts: int
+    frames: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class BatchSettings:
+    """What every job renders with (the session's effects and options)."""
+
+    effects: tuple[str, ...] = ("lipstick",)
+    max_faces: int = 4
+    device: str = "auto"
+    masks: str = "auto"
+    model_path: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def find_jobs(in_dir: str | Path, out_dir: str | Path) -> list[BatchJob]:
+    """Every video and image under ``in_dir`` (recursively, sorted), each with its output
+    at the same relative path under ``out_dir``. Hidden files are skipped."""
+    from .session import IMAGE_SUFFIXES
+
+    in_dir, out_dir = Path(in_dir), Path(out_dir)
+    if not in_dir.is_dir():
+        raise ArfxError(f"{in_dir}: not a folder")
+    jobs = []
+    for path in sorted(in_dir.rglob("*")):
+        relative = path.relative_to(in_dir)
+        if any(part.startswith(".") for part in relative.parts) or not path.is_file():
+            continue
+        suffix = path.suffix.lower()
+        if suffix in VIDEO_SUFFIXES or suffix in IMAGE_SUFFIXES:
+            output = out_dir / relative
+            if suffix in VIDEO_SUFFIXES and suffix not in H264_CONTAINERS:
+                output = output.with_suffix(".mp4")  # H.264 does not go in .webm or .avi
+            jobs.append(BatchJob(path, output))
+    return jobs
+
+
+def render_job(job: BatchJob, settings: BatchSettings, attempts_log: str | None = None) -> dict:
+    """Render one job in this process; returns {"frames", "seconds"}. Runs in a worker."""
+    from .session import Session, SessionOptions
+
+    if attempts_log:  # one line per attempt started, so a killed attempt is counted too
+        with open(attempts_log, "a", encoding="utf-8") as log:
+            log.write(f"{os.getpid()}\n")
+    job.output.parent.mkdir(parents=True, exist_ok=True)
+    options = SessionOptions(
+        max_faces=settings.max_faces,
+        device=settings.device,
+        masks=settings.masks,
+        model_path=settings.model_path,
+        **settings.extra,
+    )
+    with Session(list(settings.effects), options) as session:
+        report = session.render(job.source, job.output, progress=False, keep_partial=False)
+    return {"frames": report.frames, "seconds": report.seconds}
+
+
+# -- local processes ---------------------------------------------------------------------
+
+
+def _worker(job: BatchJob, settings: BatchSettings, result: Any) -> None:
+    try:
+        result.put(("ok", render_job(job, settings)))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which retries
+        message = str(exc) if isinstance(exc, ArfxError) else f"{type(exc).__name__}: {exc}"
+        result.put(("failed", message or traceback.format_exc(limit=1)))
+
+
+def run_local(
+    jobs: Sequence[BatchJob],
+    settings: BatchSettings,
+    *,
+    workers: int = 0,
+    retries: int = 2,
+    on_result: Callable[[JobResult], None] | None = None,
+) -> list[JobResult]:
+    """Render ``jobs`` on up to ``workers`` processes (0: one per two cores, at least one).
+
+    Each attempt is a fresh process, so one that crashes or is killed takes nothing else
+    down; it is retried like one that raised.
+    """
+    workers = workers or max(1, (os.cpu_count() or 2) // 2)
+    context = multiprocessing.get_context("spawn")
+    pending = [(job, 1) for job in jobs]
+    running: dict[BatchJob, tuple[Any, Any, int]] = {}
+    results: dict[BatchJob, JobResult] = {}
+    try:
+        while pending or running:
+            while pending and len(running) < workers:
+                job, attempt = pending.pop(0)
+                queue = context.Queue()
+                process = context.Process(
+                    target=_worker, args=(job, settings, queue), name=f"arfx-batch-{attempt}"
+                )
+                process.start()
+                running[job] = (process, queue, attempt)
+            time.sleep(0.05)
+            for job, (process, queue, attempt) in list(running.items()):
+                outcome = _poll(process, queue)
+                if outcome is None:
+                    continue
+                del running[job]
+                status, value = outcome
+                if status == "ok":
+                    result = JobResult(str(job.source), str(job.output), "ok", attempt, **value)
+                elif attempt <= retries:
+                    pending.append((job, attempt + 1))
+                    continue
+                else:
+                    result = JobResult(
+                        str(job.source), str(job.output), "failed", attempt, error=value
+                    )
+                results[job] = result
+                if on_result is not None:
+                    on_result(result)
+    finally:
+        for process, queue, _ in running.values():
+            process.kill()
+            process.join()
+            queue.close()
+    return [results[job] for job in jobs]
+
+
+def _poll(process: Any, queue: Any) -> tuple[str, Any] | None:
+    """("ok", value) / ("failed", why) once the attempt is over; None while it runs."""
+    try:
+        outcome = queue.get_nowait()
+    except Exception:  # noqa: BLE001 - queue.Empty, or a queue broken by a killed process
+        outcome = None
+    if outcome is not None:
+        process.join()
+        queue.close()
+        return outcome
+    if process.is_alive():
+        return None
+    process.join()
+    try:  # the result may have arrived between the two checks
+        outcome = queue.get(timeout=0.5)
+    except Exception:  # noqa: BLE001
+        outcome = ("failed", f"worker process died (exit code {process.exitcode})")
+    queue.close()
+    return outcome
+
+
+# -- Ray ---------------------------------------------------------------------------------
+
+
+def run_ray(
+    jobs: Sequence[BatchJob],
+    settings: BatchSettings,
+    *,
+    address: str | None = None,
+    retries: int = 2,
+    on_result: Callable[[JobResult], None] | None = None,
+) -> list[JobResult]:
+    """Render ``jobs`` as Ray tasks, one per file, on the cluster at ``address`` (None: the
+    one this process is connected to, else a new local one).
+
+    Ray re-runs a task whose worker dies or raises, up to ``retries`` times. Attempts are
+    counted through a small log per job on this machine's disk (exact on a local cluster;
+    on a remote cluster without a shared disk only the final outcome is known).
+    """
+    try:
+        import ray
+    except ImportError:
+        raise ArfxError("--ray needs Ray: pip install 'arfx[ray]'") from None
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    task = ray.remote(render_job).options(max_retries=retries, retry_exceptions=True, num_cpus=1)
+    results: dict[BatchJob, JobResult] = {}
+    with tempfile.TemporaryDirectory(prefix="arfx-batch-") as logs:
+        logs_dir = Path(logs)
+        refs = {}
+        for i, job in enumerate(jobs):
+            log = logs_dir / f"{i}.attempts"
+            refs[task.remote(job, settings, str(log))] = (job, log)
+        waiting = list(refs)
+        while waiting:
+            done, waiting = ray.wait(waiting, num_returns=1)
+            ref = done[0]
+            job, log = refs[ref]
+            attempts = _count_lines(log)
+            try:
+                value = ray.get(ref)
+                result = JobResult(str(job.source), str(job.output), "ok", attempts, **value)
+            except Exception as exc:  # noqa: BLE001 - Ray wraps the task's exception
+                cause = getattr(exc, "cause", None) or exc
+                message = str(cause) if isinstance(cause, ArfxError) else _first_line(cause)
+                result = JobResult(
+                    str(job.source), str(job.output), "failed", attempts, error=message
+                )
+            results[job] = result
+            if on_result is not None:
+                on_result(result)
+    return [results[job] for job in jobs]
+
+
+def _count_lines(path: Path) -> int:
+    try:
+        return max(1, len(path.read_text(encoding="utf-8").splitlines()))
+    except OSError:
+        return 1
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[-1] if text else ''}"[:300]
+
+
+def summary_table(results: Sequence[JobResult]) -> str:
+    """One line per job, then the totals."""
+    lines = [f"{'file':<32} {'status':<7} {'tries':>5} {'frames':>7} {'fps':>6}  error"]
+    for r in results:
+        lines.append(
+            f"{Path(r.source).name:<32} {r.status:<7} {r.attempts:>5} {r.frames:>7} "
+            f"{r.fps:>6.1f}  {r.error or ''}"
+        )
+    ok = sum(r.status == "ok" for r in results)
+    retried = sum(r.attempts > 1 for r in results)
+    lines.append(
+        f"{ok} of {len(results)} rendered, {len(results) - ok} failed, {retried} needed a retry"
+    )
+    return "\n".join(lines)
+
+
+def results_json(results: Sequence[JobResult]) -> list[dict]:
+    return [{**asdict(r), "fps": r.fps} for r in results]

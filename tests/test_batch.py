@@ -1,0 +1,166 @@
+"""``arfx batch``: a folder rendered by local worker processes and on a local Ray cluster."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from arfx.batch import BatchSettings, find_jobs, run_local, run_ray, summary_table
+from arfx.cli import main
+from arfx.session import Session
+
+from .conftest import under_ci
+from .helpers import decode, psnr
+
+SETTINGS = BatchSettings(effects=("lipstick",))
+
+
+def _folder(tmp_path: Path, video_path, names: list[str]) -> Path:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in names:
+        shutil.copy(video_path(name), folder / name)
+    return folder
+
+
+def _same_as_single_process(source: Path, output: Path, tmp_path: Path) -> None:
+    reference = tmp_path / f"reference{output.suffix}"
+    with Session(list(SETTINGS.effects)) as session:
+        session.render(source, reference, progress=False)
+    a, b = decode(reference), decode(output)
+    assert a.pts == b.pts and len(a.frames) == len(b.frames) > 0
+    assert min(psnr(x, y) for x, y in zip(a.frames, b.frames, strict=True)) > 50
+
+
+def test_find_jobs_mirrors_the_folder(tmp_path: Path) -> None:
+    for name in ("a.mp4", "sub/b.mov", "sub/c.webm", "d.jpg", "notes.txt", ".hidden/e.mp4"):
+        path = tmp_path / "in" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+    jobs = find_jobs(tmp_path / "in", tmp_path / "out")
+    found = {job.source.relative_to(tmp_path / "in").as_posix(): job for job in jobs}
+    assert set(found) == {"a.mp4", "d.jpg", "sub/b.mov", "sub/c.webm"}
+    assert found["sub/c.webm"].output == tmp_path / "out" / "sub" / "c.mp4"
+    assert found["sub/b.mov"].output == tmp_path / "out" / "sub" / "b.mov"
+
+
+@pytest.mark.slow
+def test_local_batch_matches_single_process_and_reports_failures(
+    tmp_path: Path, video_path
+) -> None:
+    folder = _folder(tmp_path, video_path, ["single_face.mp4"])
+    (folder / "broken.mp4").write_bytes(os.urandom(4096))
+    out = tmp_path / "out"
+    code = main(["batch", str(folder), str(out), "--workers", "2", "--retries", "1"])
+    assert code == 1  # one file could not be rendered
+    assert (out / "single_face.mp4").is_file()
+    assert not (out / "broken.mp4").exists()
+    assert not [p for p in out.iterdir() if "arfx-tmp" in p.name or "partial" in p.name]
+    _same_as_single_process(folder / "single_face.mp4", out / "single_face.mp4", tmp_path)
+    results = run_local(find_jobs(folder, tmp_path / "again"), SETTINGS, retries=1)
+    broken = next(r for r in results if r.source.endswith("broken.mp4"))
+    assert (broken.status, broken.attempts) == ("failed", 2)
+    assert "broken.mp4" in (broken.error or "")
+    assert "1 of 2 rendered, 1 failed" in summary_table(results)
+
+
+def _batch_workers() -> list[int]:
+    """This process's multiprocessing workers (not its resource tracker), from /proc."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                command = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            if parent == os.getpid() and b"spawn_main" in command:
+                pids.append(int(entry.name))
+    return pids
+
+
+def _kill_first(find, after: float = 3.0, timeout: float = 60.0) -> list[int]:
+    """Kill the first process ``find()`` returns once it has run ``after`` seconds."""
+    killed: list[int] = []
+
+    def hunt() -> None:
+        deadline = time.monotonic() + timeout
+        first_seen = None
+        while time.monotonic() < deadline and not killed:
+            pids = find()
+            if pids and first_seen is None:
+                first_seen = time.monotonic()
+            if pids and time.monotonic() - first_seen >= after:
+                os.kill(pids[0], signal.SIGKILL)
+                killed.append(pids[0])
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=hunt, daemon=True)
+    thread.start()
+    return killed
+
+
+@pytest.mark.slow
+def test_a_killed_local_worker_is_retried(tmp_path: Path, video_path) -> None:
+    if not Path("/proc").is_dir():
+        pytest.skip("needs /proc to find the worker")
+    folder = _folder(tmp_path, video_path, ["single_face.mp4"])
+    killed = _kill_first(_batch_workers)
+    results = run_local(find_jobs(folder, tmp_path / "out"), SETTINGS, workers=1)
+    assert killed, "the worker was not found"
+    assert (results[0].status, results[0].attempts) == ("ok", 2)
+    _same_as_single_process(
+        folder / "single_face.mp4", tmp_path / "out" / "single_face.mp4", tmp_path
+    )
+
+
+def _ray_workers_rendering() -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if command.startswith(b"ray::render_job"):
+                pids.append(int(entry.name))
+    return pids
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    if under_ci():
+        import ray  # part of the test extra: its absence is a failure in CI
+    else:
+        ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.slow
+def test_ray_batch_matches_single_process(tmp_path: Path, video_path, local_ray) -> None:
+    folder = _folder(tmp_path, video_path, ["single_face.mp4", "face_noface.mov"])
+    results = run_ray(find_jobs(folder, tmp_path / "out"), SETTINGS)
+    assert [r.status for r in results] == ["ok", "ok"], summary_table(results)
+    for name in ("single_face.mp4", "face_noface.mov"):
+        _same_as_single_process(folder / name, tmp_path / "out" / name, tmp_path)
+
+
+@pytest.mark.slow
+def test_a_killed_ray_worker_is_retried(tmp_path: Path, video_path, local_ray) -> None:
+    folder = _folder(tmp_path, video_path, ["single_face.mp4"])
+    killed = _kill_first(_ray_workers_rendering, after=2.0)
+    results = run_ray(find_jobs(folder, tmp_path / "out"), SETTINGS, retries=2)
+    assert killed, "the Ray worker was not found"
+    assert (results[0].status, results[0].attempts) == ("ok", 2), summary_table(results)
+    _same_as_single_process(
+        folder / "single_face.mp4", tmp_path / "out" / "single_face.mp4", tmp_path
+    )

@@ -262,7 +262,7 @@ def resident_mb() -> float:
 
 def peak_mb() -> float:
     """This process's peak resident memory so far, in MB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3  # kB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6  # KiB on Linux
 
 
 def bench_pipeline(

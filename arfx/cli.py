@@ -274,6 +274,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     throughput.add_argument("--model", type=Path, help="face model ONNX (default: shipped)")
     throughput.add_argument("--json", type=Path, help="also write the report as JSON here")
+    soak = bench_tasks.add_parser(
+        "soak", help="loop a video through everything; memory, threads, files, GL objects"
+    )
+    soak.add_argument("--video", type=Path, required=True, help="the video to loop")
+    soak.add_argument(
+        "--effect",
+        action="append",
+        dest="effects",
+        metavar="SPEC",
+        help="effects (default: lipstick, hair_color and eyewear)",
+    )
+    soak.add_argument("--minutes", type=float, default=10.0, help="how long to run")
+    soak.add_argument("--interval", type=float, default=10.0, help="seconds between samples")
+    soak.add_argument("--warmup", type=float, default=60.0, help="seconds before growth is counted")
+    soak.add_argument("--json", type=Path, help="also write the samples as JSON here")
     return parser
 
 
@@ -598,6 +613,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return cmd_bench_stability(args)
     if args.task == "pipeline":
         return cmd_bench_pipeline(args)
+    if args.task == "soak":
+        return cmd_bench_soak(args)
     if args.warmup < 0:
         print("arfx: error: --warmup must be at least 0", file=sys.stderr)
         return EXIT_USAGE
@@ -710,6 +727,34 @@ def cmd_batch(args: argparse.Namespace) -> int:
     if args.json:
         args.json.write_text(json.dumps(results_json(results), indent=2) + "\n")
     return EXIT_OK if all(r.status == "ok" for r in results) else EXIT_FAILED
+
+
+def cmd_bench_soak(args: argparse.Namespace) -> int:
+    from .soak import soak, soak_table
+
+    if not args.video.is_file():
+        print(f"arfx: error: {args.video}: no such file", file=sys.stderr)
+        return EXIT_USAGE
+    if args.minutes <= 0 or args.interval <= 0 or args.warmup < 0:
+        print("arfx: error: --minutes and --interval must be positive", file=sys.stderr)
+        return EXIT_USAGE
+    report = soak(
+        args.video,
+        args.effects or ("lipstick", "hair_color", "eyewear"),
+        minutes=args.minutes,
+        interval=args.interval,
+        warmup=args.warmup,
+        on_sample=lambda s: print(
+            f"arfx bench soak: {s.seconds:.0f} s, {s.frames} frames, {s.rss_mb:.0f} MB",
+            file=sys.stderr,
+            flush=True,
+        ),
+    )
+    print(soak_table(report))
+    if args.json:
+        args.json.write_text(json.dumps(report.to_json(), indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return EXIT_OK
 
 
 def _is_image(path: Path) -> bool:

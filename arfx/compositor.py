@@ -387,6 +387,19 @@ class Compositor:
         self._masks = {}
         self._size = None
 
+    def gl_objects(self) -> int:
+        """How many GL objects (programs, vertex arrays, textures, framebuffers, buffers)
+        this compositor holds now; constant from frame to frame once warm (leak checks)."""
+        count = sum(
+            1 + (vao is not None) for _, programs in self._programs.values() for _, vao in programs
+        )
+        count += 2 * len(self._targets) + len(self._masks) + len(self._images)
+        count += (self._source is not None) + (self._source_fb is not None)
+        count += (self._landmarks is not None) + (self._zero_mask is not None)
+        if self._mesh_renderer is not None:
+            count += self._mesh_renderer.gl_objects()
+        return count
+
     def forget(self, target: Effect | EffectSpec) -> None:
         """Drop the compiled programs of an effect's spec (it was reloaded or removed)."""
         spec = target.spec if isinstance(target, Effect) else target

@@ -13,7 +13,9 @@ n is composited, frame n+1 is analysed and frame n+2 decoded.
   camera.
 
 An exception in any stage stops the whole pipeline and is raised from ``run`` as a
-``PipelineError`` naming the stage and the item (the original exception is its cause);
+``PipelineError`` naming the stage and the item (the original exception is its cause). When
+the source fails (a file cut short), the items it delivered before still go through every
+stage first, so nothing already decoded is lost;
 closing the iterator early or Ctrl-C stops and joins every thread as well. No thread
 outlives ``run``.
 """
@@ -136,7 +138,7 @@ class Pipeline:
                     self._put(out, (index, item))
                 index += 1
         except BaseException as exc:  # noqa: BLE001 - reported from run()
-            self._fail("source", index, exc)
+            self._fail("source", index, exc, stop=False)  # what came before still finishes
         finally:
             self._put(out, _END, force=True)
 
@@ -165,13 +167,14 @@ class Pipeline:
         finally:
             self._put(outbox, _END, force=True)
 
-    def _fail(self, stage: str, index: int, exc: BaseException) -> None:
+    def _fail(self, stage: str, index: int, exc: BaseException, *, stop: bool = True) -> None:
         with self._lock:
             if self._error is None:
                 error = PipelineError(stage, index, exc)
                 error.__cause__ = exc
                 self._error = error
-        self._stop.set()
+        if stop:
+            self._stop.set()
 
     # -- queues --------------------------------------------------------------------------
 

@@ -386,6 +386,15 @@ class MeshRenderer:
             part.release()
         self._layer_parts = []
 
+    def gl_objects(self) -> int:
+        """How many GL objects this renderer holds now (for leak checks)."""
+        count = 3 + len(self._layer_parts) + (self._layer is not None)  # copy, vao, occluder
+        count += (self._occluder_vao is not None) + len(self._occluder_buffers)
+        for model in self._models.values():
+            count += sum(len(vaos) for _, vaos in model.vaos.values())
+            count += 2 * len(model.primitives) + len(model.textures)
+        return count
+
     def release(self) -> None:
         """Release every GL object (the context stays)."""
         for model in self._models.values():

@@ -337,6 +337,11 @@ class Session:
     def gl_renderer(self) -> str:
         return self._compositor.renderer
 
+    @property
+    def gl_objects(self) -> int:
+        """GL objects the session holds now: flat from frame to frame (leak checks)."""
+        return self._compositor.gl_objects()
+
     # -- per frame -----------------------------------------------------------------------
 
     def analyze(self, image: np.ndarray, time: float | None = None) -> list[Face]:
@@ -504,7 +509,10 @@ class Session:
                         if isinstance(exc, ArfxError)
                         else (f"{where}: {type(exc).__name__}: {exc}")
                     )
-                    raise RenderError(message, partial=partial, frames=report.frames) from exc
+                    written = (
+                        sink.frames_written if isinstance(sink, VideoFileSink) else report.frames
+                    )
+                    raise RenderError(message, partial=partial, frames=written) from exc
                 report.seconds = bar.elapsed
                 report.effect_failures = {
                     k: v - failures_before.get(k, 0)

@@ -150,7 +150,8 @@ class PipelineReport:
         return data
 
 
-def _sink(path: Path, source: Source) -> VideoFileSink:
+def encoder_sink(path: Path, source: Source) -> VideoFileSink:
+    """The H.264 sink every measurement encodes with (the ``VideoFileSink`` defaults)."""
     assert source.width and source.height
     return VideoFileSink(
         path,
@@ -164,7 +165,7 @@ def _sink(path: Path, source: Source) -> VideoFileSink:
 def plain_fps(video: Path, frames: int, folder: Path, size: tuple[int, int] | None = None) -> float:
     """Frames per second of decoding and encoding ``frames`` frames with no effects."""
     source = LoopedSource(video, frames, size)
-    sink = _sink(folder / "plain.mp4", source)
+    sink = encoder_sink(folder / "plain.mp4", source)
     start = time.perf_counter()
     count = 0
     with source:
@@ -237,7 +238,7 @@ def memory_growth(
 ) -> dict[str, float]:
     """Resident memory (MB) after ``warmup`` and after ``frames`` frames of a looped render."""
     source = LoopedSource(video, frames, size)
-    sink = _sink(folder / "memory.mp4", source)
+    sink = encoder_sink(folder / "memory.mp4", source)
     samples: dict[str, float] = {}
     with _session(effects, True, model_path) as session:
         for count, frame in enumerate(session.stream(source, pipelined=True), start=1):

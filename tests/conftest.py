@@ -2,13 +2,20 @@
 
 Set ARFX_DATA to point elsewhere. Under CI (CI=true) missing data fails the test
 instead of skipping it, so a broken checkout cannot pass silently.
+
+The whole suite runs with networking disabled at the socket level (``no_network``): arfx
+must never reach the network, so any connection this process tries to a non-loopback
+address fails the call that made it. Loopback stays open for the local Ray cluster the
+batch tests start; subprocesses (pip building the example plugin) are not affected.
 """
 
 from __future__ import annotations
 
 import ctypes.util
+import ipaddress
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,6 +24,43 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+class NetworkDisabled(OSError):
+    """A test tried to reach the network."""
+
+
+def _is_local(address: object) -> bool:
+    if not isinstance(address, tuple):  # AF_UNIX paths and the like
+        return True
+    host = str(address[0])
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False  # a host name: resolving and connecting would leave the machine
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_network() -> Iterator[None]:
+    """Refuse every connection to a non-loopback address for the whole test session."""
+    connect, connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def guarded(method):
+        def call(self: socket.socket, address: object, *args, **kwargs):
+            if self.family in (socket.AF_INET, socket.AF_INET6) and not _is_local(address):
+                raise NetworkDisabled(f"network access attempted in a test: {address!r}")
+            return method(self, address, *args, **kwargs)
+
+        return call
+
+    socket.socket.connect = guarded(connect)  # type: ignore[method-assign]
+    socket.socket.connect_ex = guarded(connect_ex)  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        socket.socket.connect, socket.socket.connect_ex = connect, connect_ex  # type: ignore[method-assign]
 
 
 def data_root() -> Path:

@@ -100,6 +100,24 @@ def test_a_failing_source_is_reported() -> None:
     assert not _arfx_threads()
 
 
+def test_items_before_a_source_failure_still_finish() -> None:
+    """A file cut short: every frame decoded before the cut is still processed."""
+
+    def cut_short():
+        yield from range(5)
+        raise OSError("file truncated")
+
+    def slow(x: int) -> int:
+        time.sleep(0.01)
+        return x
+
+    seen = []
+    with pytest.raises(PipelineError, match="source .*truncated"):
+        for x in Pipeline([("a", slow), ("b", slow)]).run(cut_short()):
+            seen.append(x)
+    assert seen == list(range(5))
+
+
 def test_closing_early_stops_every_thread() -> None:
     pipeline = Pipeline([("a", lambda x: x), ("b", lambda x: x)])
     results = pipeline.run(iter(range(10_000)))

@@ -40,6 +40,9 @@ MANIFESTS = ("effect.toml", "effect.json", "meta.json")
 """Manifest file names, any one per folder; ``meta.json`` is the original name, still read."""
 MAX_TEXTURE_SIZE = 4096
 """Largest width or height of a texture parameter's image, in pixels."""
+MAX_PASSES = 16
+"""Most passes one effect may have: each costs a full draw per frame, and an untrusted
+manifest must not be able to stall a session with thousands."""
 # GL 3.3 guarantees 16 fragment texture units: frame, input and landmarks take three.
 _MAX_SAMPLERS = 16 - 3
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -291,6 +294,8 @@ def _passes(data: Mapping[str, Any], folder: Path, path: Path) -> tuple[PassSpec
     entries = data["passes"] if "passes" in data else [data["shader"]]
     if not isinstance(entries, list) or not entries:
         raise EffectError(f"{path}: 'passes' must be a non-empty list of shader files")
+    if len(entries) > MAX_PASSES:
+        raise EffectError(f"{path}: {len(entries)} passes; an effect may have at most {MAX_PASSES}")
     passes = []
     for number, entry in enumerate(entries, start=1):
         if isinstance(entry, dict) and "mesh" in entry:

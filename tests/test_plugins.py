@@ -667,3 +667,15 @@ def test_hook_arrays_of_any_numeric_type_reach_the_shader(compositor, tmp_path) 
     uniforms = {"u_values": np.array([0.25, 0.5]), "u_counts": np.array([3, 128])}
     out = compositor.render(frame, [(effect, uniforms)])
     assert tuple(out[0, 0]) == (64, 128, 128)
+
+
+def test_too_many_passes_are_refused(tmp_path: Path) -> None:
+    from arfx.effect import MAX_PASSES
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    (folder / "a.frag").write_text("void main() { arfx_out = vec4(1.0); }\n")
+    manifest = {"name": "many", "passes": ["a.frag"] * (MAX_PASSES + 1)}
+    (folder / "effect.json").write_text(json.dumps(manifest))
+    with pytest.raises(EffectError, match=rf"effect\.json: {MAX_PASSES + 1} passes; .* at most"):
+        EffectSpec.load(folder)

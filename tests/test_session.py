@@ -187,6 +187,45 @@ def test_one_session_shared_by_threads(image_path) -> None:
         assert np.array_equal(out, expected[key % 10])
 
 
+def test_two_sessions_in_two_threads_keep_their_outputs_apart(video_path) -> None:
+    """Each thread renders its own video with its own effects, at the same time; every
+    frame equals what that session gives alone."""
+    from .helpers import decode
+
+    jobs = {
+        "a": (["lipstick:color=#a3122f"], decode(video_path("single_face.mp4"), limit=20).frames),
+        "b": (
+            ["hair_color:color=#2050c0", "eyewear"],
+            decode(video_path("face_noface.mov"), limit=20).frames,
+        ),
+    }
+    expected = {}
+    for name, (effects, frames) in jobs.items():
+        with arfx.Session(effects) as session:
+            expected[name] = [session.process(f, time=i / 30) for i, f in enumerate(frames)]
+    results: dict[str, list[np.ndarray]] = {}
+    errors: list[BaseException] = []
+
+    def work(name: str) -> None:
+        effects, frames = jobs[name]
+        try:
+            with arfx.Session(effects) as session:
+                results[name] = [session.process(f, time=i / 30) for i, f in enumerate(frames)]
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(name,)) for name in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for name in jobs:
+        assert len(results[name]) == len(expected[name])
+        for got, want in zip(results[name], expected[name], strict=True):
+            assert np.array_equal(got, want)
+
+
 def test_closed_session_refuses_work() -> None:
     session = arfx.Session(["lipstick"])
     session.close()

@@ -1,0 +1,184 @@
+"""A corpus of awkward inputs, generated here (nothing downloaded), through ``arfx render``.
+
+Each case has its expected outcome: a correct output, or a one-line error that names the
+file and exit code 1 or 3, with no traceback and nothing left under the output's name
+unless it is complete.
+"""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from arfx.cli import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, main
+
+from .helpers import decode
+
+
+def _write_video(path: Path, frames: list[np.ndarray], pts: list[int] | None = None) -> None:
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = Fraction(1, 1000)
+        stream.codec_context.time_base = Fraction(1, 1000)  # keep milliseconds exact
+        stream.codec_context.options = {"bframes": "0"}  # irregular pts need no reordering
+        for i, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = pts[i] if pts else i * 33
+            frame.time_base = Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+
+
+def _face(image_path) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(image_path("obama.jpg"))), cv2.COLOR_BGR2RGB)
+
+
+def _render(source: Path, out: Path, capsys) -> tuple[int, str]:
+    code = main(["render", str(source), str(out), "--effect", "lipstick", "--no-progress"])
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    assert "Traceback" not in text
+    return code, text
+
+
+def _only_complete_outputs(folder: Path, out: Path, code: int) -> None:
+    leftovers = [p.name for p in folder.iterdir() if "arfx-tmp" in p.name]
+    assert not leftovers, leftovers
+    if code != EXIT_OK:
+        assert not out.exists()
+
+
+def _error_case(tmp_path: Path, name: str, data: bytes, capsys) -> str:
+    source = tmp_path / name
+    source.write_bytes(data)
+    out = tmp_path / "out.mp4"
+    code, text = _render(source, out, capsys)
+    assert code == EXIT_FAILED, text
+    assert name in text and text.strip().count("\n") <= 1, text
+    _only_complete_outputs(tmp_path, out, code)
+    return text
+
+
+def test_random_bytes_with_a_video_extension(tmp_path: Path, capsys) -> None:
+    _error_case(tmp_path, "noise.mp4", os.urandom(50_000), capsys)
+
+
+def test_an_empty_file(tmp_path: Path, capsys) -> None:
+    _error_case(tmp_path, "empty.mov", b"", capsys)
+
+
+def test_audio_only_file(tmp_path: Path, capsys) -> None:
+    source = tmp_path / "voice.m4a"
+    with av.open(str(source), "w") as container:
+        stream = container.add_stream("aac", rate=16000)
+        samples = (np.sin(np.arange(16000) / 10.0) * 0.3).astype(np.float32)[None, :]
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+        frame.sample_rate = 16000
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    text = _error_case(tmp_path, "voice.m4a", source.read_bytes(), capsys)
+    assert "video" in text.lower()
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.5, 0.9])
+def test_truncated_video(tmp_path: Path, video_path, capsys, fraction: float) -> None:
+    data = video_path("single_face.mp4").read_bytes()
+    source = tmp_path / "cut.mp4"
+    source.write_bytes(data[: int(len(data) * fraction)])
+    out = tmp_path / "out.mp4"
+    code, text = _render(source, out, capsys)
+    assert code in (EXIT_FAILED, EXIT_PARTIAL), text
+    assert "cut.mp4" in text
+    _only_complete_outputs(tmp_path, out, code)
+    if code == EXIT_PARTIAL:
+        assert len(decode(tmp_path / "out.partial.mp4").frames) > 0
+
+
+def test_corrupt_keyframe(tmp_path: Path, image_path, capsys) -> None:
+    face = _face(image_path)[:360, :480]
+    clean = tmp_path / "clean.mp4"
+    _write_video(clean, [face] * 10)
+    data = bytearray(clean.read_bytes())
+    start = data.find(b"mdat") + 200  # inside the first (key) frame's data
+    data[start : start + 2000] = os.urandom(2000)
+    source = tmp_path / "broken.mp4"
+    source.write_bytes(bytes(data))
+    out = tmp_path / "out.mp4"
+    code, text = _render(source, out, capsys)
+    # FFmpeg conceals damage where it can: a rendered file or a clear error are both right.
+    assert code in (EXIT_OK, EXIT_FAILED, EXIT_PARTIAL), text
+    _only_complete_outputs(tmp_path, out, code)
+    if code == EXIT_OK:
+        assert len(decode(out).frames) == 10
+
+
+def test_one_frame_and_variable_frame_rate_videos(tmp_path: Path, image_path, capsys) -> None:
+    face = _face(image_path)[:360, :480]
+    one = tmp_path / "one.mp4"
+    _write_video(one, [face])
+    code, text = _render(one, tmp_path / "one_out.mp4", capsys)
+    assert code == EXIT_OK, text
+    assert len(decode(tmp_path / "one_out.mp4").frames) == 1
+
+    vfr = tmp_path / "vfr.mp4"
+    pts = [0, 33, 50, 120, 130, 300, 310, 400]
+    _write_video(vfr, [face] * len(pts), pts)
+    code, text = _render(vfr, tmp_path / "vfr_out.mp4", capsys)
+    assert code == EXIT_OK, text
+    source, output = decode(vfr), decode(tmp_path / "vfr_out.mp4")
+    assert len(output.frames) == len(pts)
+    with av.open(str(vfr)) as a, av.open(str(tmp_path / "vfr_out.mp4")) as b:
+        times_in = [float(f.pts * f.time_base) for f in a.decode(video=0)]
+        times_out = [float(f.pts * f.time_base) for f in b.decode(video=0)]
+    np.testing.assert_allclose(times_out, times_in, atol=0.002)
+    assert source.pts  # decodable input
+
+
+@pytest.mark.parametrize(
+    ("name", "make"),
+    [
+        ("tiny_1x1.png", lambda face: face[:1, :1]),
+        ("tiny_3x5.png", lambda face: face[:5, :3]),
+        ("gray.png", lambda face: cv2.cvtColor(face, cv2.COLOR_RGB2GRAY)),
+        ("rgba.png", lambda face: np.dstack([face, np.full(face.shape[:2], 200, np.uint8)])),
+        ("deep.png", lambda face: face.astype(np.uint16) * 257),
+        ("dark.png", lambda face: (face * 0.04).astype(np.uint8)),
+        ("blown.png", lambda face: np.clip(face.astype(int) * 4, 0, 255).astype(np.uint8)),
+        ("ten_faces.png", lambda face: _grid(face, 10)),
+    ],
+)
+def test_awkward_images_render(tmp_path: Path, image_path, capsys, name: str, make) -> None:
+    face = _face(image_path)
+    image = make(face)
+    source = tmp_path / name
+    bgr = (
+        image
+        if image.ndim == 2
+        else cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR)
+    )
+    assert cv2.imwrite(str(source), bgr)
+    out = tmp_path / f"out_{name}"
+    code, text = _render(source, out, capsys)
+    assert code == EXIT_OK, text
+    result = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+    assert result is not None and result.shape[:2] == image.shape[:2]
+
+
+def _grid(face: np.ndarray, count: int) -> np.ndarray:
+    """``count`` copies of the face's head, five to a row."""
+    head = cv2.resize(face[20:260, 180:420], (200, 200))
+    rows = []
+    for start in range(0, count, 5):
+        row = [head] * min(5, count - start) + [np.zeros_like(head)] * (5 - min(5, count - start))
+        rows.append(np.concatenate(row, axis=1))
+    return np.concatenate(rows, axis=0)

@@ -601,8 +601,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     bar.close()
     print(report.table())
     if args.json:
-        args.json.write_text(json.dumps(report.to_json(), indent=2) + "\n")
-        print(f"wrote {args.json}")
+        _write_json(args.json, report.to_json())
     return EXIT_OK
 
 
@@ -623,8 +622,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     )
     print(bench_table(rows))
     if args.json:
-        args.json.write_text(json.dumps([row.to_json() for row in rows], indent=2) + "\n")
-        print(f"wrote {args.json}")
+        _write_json(args.json, [row.to_json() for row in rows])
     return EXIT_OK
 
 
@@ -657,8 +655,7 @@ def cmd_bench_stability(args: argparse.Namespace) -> int:
     )
     print(stability_table(report))
     if args.json:
-        args.json.write_text(json.dumps(report.to_json(), indent=2) + "\n")
-        print(f"wrote {args.json}")
+        _write_json(args.json, report.to_json())
     return EXIT_OK
 
 
@@ -685,8 +682,7 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
     )
     print(pipeline_table(report))
     if args.json:
-        args.json.write_text(json.dumps(report.to_json(), indent=2) + "\n")
-        print(f"wrote {args.json}")
+        _write_json(args.json, report.to_json())
     return EXIT_OK
 
 
@@ -725,7 +721,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         )
     print(summary_table(results))
     if args.json:
-        args.json.write_text(json.dumps(results_json(results), indent=2) + "\n")
+        _write_json(args.json, results_json(results))
     return EXIT_OK if all(r.status == "ok" for r in results) else EXIT_FAILED
 
 
@@ -752,9 +748,14 @@ def cmd_bench_soak(args: argparse.Namespace) -> int:
     )
     print(soak_table(report))
     if args.json:
-        args.json.write_text(json.dumps(report.to_json(), indent=2) + "\n")
-        print(f"wrote {args.json}")
+        _write_json(args.json, report.to_json())
     return EXIT_OK
+
+
+def _write_json(path: Path, data: object) -> None:
+    """A command's ``--json`` report, indented, and a line saying where it went."""
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    print(f"wrote {path}")
 
 
 def _is_image(path: Path) -> bool:

@@ -28,7 +28,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-from filterpy.common import Q_discrete_white_noise
 
 from .errors import ArfxError
 from .pose import HeadPose, PoseEstimator
@@ -195,6 +194,9 @@ class ConstantVelocityKalman:
             self._covariance = np.array([[r, 0.0], [0.0, (self.acceleration * 0.5) ** 2]])
             return value.copy()
         assert self._velocity is not None
+        # filterpy (with SciPy behind it) takes seconds to import: only this filter needs it.
+        from filterpy.common import Q_discrete_white_noise
+
         # Predict (covariance in face-size units; the state in pixels).
         transition = np.array([[1.0, dt], [0.0, 1.0]])
         noise = Q_discrete_white_noise(dim=2, dt=dt, var=self.acceleration**2)
@@ -375,9 +377,9 @@ class FaceStabilizer:
             track.centre = centre
             landmarks = track.landmarks(face.landmarks, dt, scale)
             landmarks = landmarks.astype(np.float32)
-            pose = face.pose
-            if self.options.landmarks != "none" or self.options.pose:
-                pose = self._fit_pose(face, landmarks, track, dt, image_size)
+            pose = (
+                self._fit_pose(face, landmarks, track, dt, image_size) if self.active else face.pose
+            )
             out.append(
                 replace(
                     face,

@@ -18,7 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .throughput import LoopedSource, encoder_sink, resident_mb
+from .session import open_sink
+from .throughput import LoopedSource, resident_mb
 
 
 @dataclass
@@ -88,7 +89,7 @@ def soak(
         tempfile.TemporaryDirectory(prefix="arfx-soak-") as tmp,
         Session(list(effects), SessionOptions(model_path=model_path)) as session,
     ):
-        sink = encoder_sink(Path(tmp) / "soak.mp4", source)
+        sink = open_sink(Path(tmp) / "soak.mp4", source)
         start = time.monotonic()
         next_sample = start
         frames = 0

@@ -289,6 +289,22 @@ class WebcamSource(Source):
             self._capture = None
 
 
+def read_image(path: str | Path) -> np.ndarray:
+    """An image file (8/16-bit, gray, BGR, BGRA) as RGB uint8; SourceError names the file."""
+    path = Path(path)
+    try:
+        data = np.fromfile(path, dtype=np.uint8)  # imdecode also handles non-ASCII paths
+    except OSError as exc:
+        raise SourceError(f"{path}: cannot read ({exc})") from exc
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if image is None:
+        raise SourceError(f"{path}: not a readable image")
+    try:
+        return _bgr_to_rgb8(image, what=str(path))
+    except FrameError as exc:
+        raise SourceError(str(exc)) from exc
+
+
 class ImageSource(Source):
     """Still images as a video: each image yielded ``repeat`` times at ``fps``.
 
@@ -325,17 +341,7 @@ class ImageSource(Source):
 
     @staticmethod
     def _load(path: Path) -> np.ndarray:
-        try:
-            data = np.fromfile(path, dtype=np.uint8)  # imdecode also handles non-ASCII paths
-        except OSError as exc:
-            raise SourceError(f"{path}: cannot read ({exc})") from exc
-        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-        if image is None:
-            raise SourceError(f"{path}: not a readable image")
-        try:
-            return _bgr_to_rgb8(image, what=str(path))
-        except FrameError as exc:
-            raise SourceError(str(exc)) from exc
+        return read_image(path)
 
     def __iter__(self) -> Iterator[Frame]:
         index = 0

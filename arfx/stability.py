@@ -34,6 +34,7 @@ import numpy as np
 from .frame import as_rgb8
 from .model import ModelMasks
 from .smoothing import StabilizerOptions
+from .sources import read_image
 
 NOISE_SIGMA = 2.0 / 255.0
 JPEG_QUALITY = 90
@@ -412,7 +413,7 @@ def bench_stability(
     for path in images:
         if progress:
             progress(f"{path.name}: static")
-        image = _read_image(path)
+        image = read_image(path)
         static, truth = static_test(
             image, stabilizer, frames=static_frames, fps=stabilizer.fps, model_path=model_path
         )
@@ -479,13 +480,6 @@ def stability_table(report: StabilityReport) -> str:
                     f"{r['output_change'] - r['input_change']:>7.2f}"
                 )
     return "\n".join(lines)
-
-
-def _read_image(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError(f"{path}: cannot read the image")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def _angle(a: np.ndarray | None, b: np.ndarray | None) -> float:

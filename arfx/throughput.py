@@ -2,7 +2,8 @@
 
 In one run, on one file, with one encoder setting (H.264, the ``VideoFileSink`` defaults):
 
-- *plain*: decode and encode with no effects, the floor any effects SDK pays;
+- *plain*: decode and encode with no effects, the floor any effects SDK pays (every run
+  encodes with ``open_sink``, the sink ``Session.render`` itself uses);
 - *render*: the same frames through tracking, the face model, the effects and the encoder,
   pipelined as ``Session.render`` runs them;
 - *sequential*: the same without the pipeline (each frame start to finish), for the gain;
@@ -31,7 +32,7 @@ import cv2
 import numpy as np
 
 from .frame import Frame
-from .sinks import VideoFileSink
+from .session import open_sink
 from .sources import Source, VideoFileSource
 
 
@@ -150,22 +151,10 @@ class PipelineReport:
         return data
 
 
-def encoder_sink(path: Path, source: Source) -> VideoFileSink:
-    """The H.264 sink every measurement encodes with (the ``VideoFileSink`` defaults)."""
-    assert source.width and source.height
-    return VideoFileSink(
-        path,
-        width=source.width,
-        height=source.height,
-        fps=source.fps or Fraction(30),
-        time_base=source.time_base,
-    )
-
-
 def plain_fps(video: Path, frames: int, folder: Path, size: tuple[int, int] | None = None) -> float:
     """Frames per second of decoding and encoding ``frames`` frames with no effects."""
     source = LoopedSource(video, frames, size)
-    sink = encoder_sink(folder / "plain.mp4", source)
+    sink = open_sink(folder / "plain.mp4", source)
     start = time.perf_counter()
     count = 0
     with source:
@@ -238,7 +227,7 @@ def memory_growth(
 ) -> dict[str, float]:
     """Resident memory (MB) after ``warmup`` and after ``frames`` frames of a looped render."""
     source = LoopedSource(video, frames, size)
-    sink = encoder_sink(folder / "memory.mp4", source)
+    sink = open_sink(folder / "memory.mp4", source)
     samples: dict[str, float] = {}
     with _session(effects, True, model_path) as session:
         for count, frame in enumerate(session.stream(source, pipelined=True), start=1):

@@ -70,8 +70,8 @@ def test_local_batch_matches_single_process_and_reports_failures(
     assert "1 of 2 rendered, 1 failed" in summary_table(results)
 
 
-def _batch_workers() -> list[int]:
-    """This process's multiprocessing workers (not its resource tracker), from /proc."""
+def _processes(wanted) -> list[int]:
+    """Ids of the processes for which ``wanted(parent_pid, command_line)`` holds (/proc)."""
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -80,10 +80,14 @@ def _batch_workers() -> list[int]:
                 command = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            parent = int(stat.rsplit(")", 1)[1].split()[1])
-            if parent == os.getpid() and b"spawn_main" in command:
+            if wanted(int(stat.rsplit(")", 1)[1].split()[1]), command):
                 pids.append(int(entry.name))
     return pids
+
+
+def _batch_workers() -> list[int]:
+    """This process's multiprocessing workers (not its resource tracker)."""
+    return _processes(lambda parent, command: parent == os.getpid() and b"spawn_main" in command)
 
 
 def _kill_first(find, after: float = 3.0, timeout: float = 60.0) -> list[int]:
@@ -122,16 +126,8 @@ def test_a_killed_local_worker_is_retried(tmp_path: Path, video_path) -> None:
 
 
 def _ray_workers_rendering() -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                command = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if command.startswith(b"ray::render_job"):
-                pids.append(int(entry.name))
-    return pids
+    """Ray workers running a batch job (Ray names a task's process after its function)."""
+    return _processes(lambda parent, command: command.startswith(b"ray::render_job"))
 
 
 @pytest.fixture(scope="module")

@@ -56,23 +56,26 @@ def _only_complete_outputs(folder: Path, out: Path, code: int) -> None:
         assert not out.exists()
 
 
-def _error_case(tmp_path: Path, name: str, data: bytes, capsys) -> str:
-    source = tmp_path / name
-    source.write_bytes(data)
-    out = tmp_path / "out.mp4"
+def _error_case(source: Path, capsys) -> str:
+    """Render ``source``: a one-line error naming it, exit code 1, no output left."""
+    out = source.parent / "out.mp4"
     code, text = _render(source, out, capsys)
     assert code == EXIT_FAILED, text
-    assert name in text and text.strip().count("\n") <= 1, text
-    _only_complete_outputs(tmp_path, out, code)
+    assert source.name in text and text.strip().count("\n") <= 1, text
+    _only_complete_outputs(source.parent, out, code)
     return text
 
 
 def test_random_bytes_with_a_video_extension(tmp_path: Path, capsys) -> None:
-    _error_case(tmp_path, "noise.mp4", os.urandom(50_000), capsys)
+    source = tmp_path / "noise.mp4"
+    source.write_bytes(os.urandom(50_000))
+    _error_case(source, capsys)
 
 
 def test_an_empty_file(tmp_path: Path, capsys) -> None:
-    _error_case(tmp_path, "empty.mov", b"", capsys)
+    source = tmp_path / "empty.mov"
+    source.write_bytes(b"")
+    _error_case(source, capsys)
 
 
 def test_audio_only_file(tmp_path: Path, capsys) -> None:
@@ -86,7 +89,7 @@ def test_audio_only_file(tmp_path: Path, capsys) -> None:
             container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    text = _error_case(tmp_path, "voice.m4a", source.read_bytes(), capsys)
+    text = _error_case(source, capsys)
     assert "video" in text.lower()
 
 

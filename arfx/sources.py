@@ -84,7 +84,10 @@ class VideoFileSource(Source):
 
     The file is opened in the constructor so that size and rate are known before iteration.
     ``time`` of each frame is relative to the stream's start, so the first frame is at ~0;
-    ``pts`` and ``time_base`` are the stream's own, untouched.
+    ``pts`` and ``time_base`` are the stream's own, untouched. Frames come upright, as a
+    player shows them: a phone's portrait video (stored sideways with a display matrix) is
+    turned by ``rotation`` degrees counter-clockwise, and ``width``/``height`` are the
+    turned size, so faces are found and the output needs no rotation tag.
     """
 
     def __init__(self, path: str | Path, *, thread_type: str = "AUTO") -> None:
@@ -104,8 +107,11 @@ class VideoFileSource(Source):
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = thread_type
         codec = self._stream.codec_context
+        self.rotation = _display_rotation(self.path)
         self.width = int(codec.width) or None
         self.height = int(codec.height) or None
+        if self.rotation in (90, 270):
+            self.width, self.height = self.height, self.width
         self.fps = _fraction(self._stream.average_rate) or _fraction(self._stream.guessed_rate)
         self.time_base = _fraction(self._stream.time_base)
         self.frame_count = int(self._stream.frames) or None
@@ -158,7 +164,10 @@ class VideoFileSource(Source):
             )
 
     def _to_frame(self, av_frame: av.VideoFrame, index: int) -> Frame:
-        image = np.ascontiguousarray(av_frame.to_ndarray(format="rgb24"))
+        image = av_frame.to_ndarray(format="rgb24")
+        if self.rotation:
+            image = np.rot90(image, self.rotation // 90)
+        image = np.ascontiguousarray(image)
         pts = av_frame.pts
         if pts is None and self.time_base and self.fps:
             pts = self._start_pts + round(index / (self.fps * self.time_base))
@@ -175,6 +184,24 @@ class VideoFileSource(Source):
         if self._container is not None:
             self._container.close()
             self._container = None
+
+
+def _display_rotation(path: Path) -> int:
+    """The counter-clockwise turn (0, 90, 180 or 270) a player gives the file's first video
+    stream, from its display matrix (PyAV reads it per frame, so one frame is decoded here in a
+    separate container: the caller's container stays at the start). 0 if there is none or no
+    frame decodes from the first 64 packets (the real decode then reports the problem)."""
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            for number, packet in enumerate(container.demux(stream)):
+                for frame in packet.decode():
+                    return round(float(frame.rotation) / 90) % 4 * 90
+                if number >= 64:
+                    break
+    except (av.FFmpegError, OSError, ValueError):
+        pass
+    return 0
 
 
 class WebcamSource(Source):

@@ -21,11 +21,15 @@ from arfx.cli import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, main
 from .helpers import decode
 
 
-def _write_video(path: Path, frames: list[np.ndarray], pts: list[int] | None = None) -> None:
+def _write_video(
+    path: Path, frames: list[np.ndarray], pts: list[int] | None = None, rotation: int = 0
+) -> None:
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=30)
+        stream = container.add_stream("libx264" if path.suffix != ".avi" else "mjpeg", rate=30)
+        if rotation:
+            stream.set_display_rotation(rotation)
         stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
-        stream.pix_fmt = "yuv420p"
+        stream.pix_fmt = "yuv420p" if path.suffix != ".avi" else "yuvj420p"
         stream.time_base = Fraction(1, 1000)
         stream.codec_context.time_base = Fraction(1, 1000)  # keep milliseconds exact
         stream.codec_context.options = {"bframes": "0"}  # irregular pts need no reordering
@@ -145,6 +149,69 @@ def test_one_frame_and_variable_frame_rate_videos(tmp_path: Path, image_path, ca
         times_out = [float(f.pts * f.time_base) for f in b.decode(video=0)]
     np.testing.assert_allclose(times_out, times_in, atol=0.002)
     assert source.pts  # decodable input
+
+
+def test_portrait_phone_video_comes_out_upright(tmp_path: Path, image_path, capsys) -> None:
+    """A phone stores portrait video sideways with a display matrix; players turn it."""
+    upright = cv2.resize(_face(image_path), (360, 450), interpolation=cv2.INTER_AREA)
+    source = tmp_path / "portrait.mp4"
+    _write_video(source, [np.rot90(upright, -1)] * 6, rotation=90)  # stored turned clockwise
+    out = tmp_path / "portrait_out.mp4"
+    code, text = _render(source, out, capsys)
+    assert code == EXIT_OK, text
+    assert "(6 with faces)" in text, text  # found because the frames were turned upright
+    frames = decode(out).frames
+    assert len(frames) == 6 and frames[0].shape[:2] == upright.shape[:2]
+    with av.open(str(out)) as container:  # upright pixels, so no rotation tag
+        assert next(container.decode(video=0)).rotation == 0
+    assert np.abs(frames[0].astype(int) - upright).mean() < 6  # the face itself, not turned
+
+
+def _set_u32(data: bytearray, tag: bytes, offset: int, value: int) -> None:
+    at = data.index(tag)
+    data[at + offset : at + offset + 4] = value.to_bytes(4, "little")
+
+
+@pytest.mark.parametrize("claimed", [3, 1000])
+def test_container_that_lies_about_its_frame_count(
+    tmp_path: Path, image_path, capsys, claimed: int
+) -> None:
+    """An AVI header says ``claimed`` frames; the 12 that are there are all rendered."""
+    source = tmp_path / f"claims_{claimed}.avi"
+    _write_video(source, [_face(image_path)[:360, :480]] * 12)
+    data = bytearray(source.read_bytes())
+    _set_u32(data, b"avih", 8 + 16, claimed)  # dwTotalFrames
+    _set_u32(data, b"strh", 8 + 32, claimed)  # the stream's dwLength
+    source.write_bytes(bytes(data))
+    with av.open(str(source)) as container:
+        assert container.streams.video[0].frames == claimed  # the lie is believed
+    out = tmp_path / "out.mp4"
+    code, text = _render(source, out, capsys)
+    assert code == EXIT_OK, text
+    assert len(decode(out).frames) == 12
+
+
+def test_image_larger_than_8k(tmp_path: Path, image_path, capsys) -> None:
+    """7681x4321: odd, larger than 8K UHD; the face in a corner is still found and painted.
+
+    (The head is scaled up with the frame: MediaPipe's short-range detector misses faces
+    narrower than about a tenth of the frame's long side, at any resolution.)"""
+    head = _face(image_path)[:600, 250:750]  # obama.jpg's face is 240 px wide
+    face = cv2.resize(head, None, fx=5, fy=5, interpolation=cv2.INTER_CUBIC)
+    canvas = np.full((4321, 7681, 3), 90, np.uint8)
+    canvas[-face.shape[0] :, -face.shape[1] :] = face
+    source = tmp_path / "huge.png"
+    assert cv2.imwrite(str(source), cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
+    out = tmp_path / "huge_out.png"
+    code, text = _render(source, out, capsys)
+    assert code == EXIT_OK, text
+    result = cv2.imread(str(out))
+    assert result.shape == canvas.shape
+    changed = np.abs(result.astype(int) - cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR)).max(axis=2) > 8
+    rows, cols = np.nonzero(changed)
+    assert len(rows) > 200  # the lips were painted ...
+    assert rows.min() >= canvas.shape[0] - face.shape[0]  # ... and only inside the face's corner
+    assert cols.min() >= canvas.shape[1] - face.shape[1]
 
 
 @pytest.mark.parametrize(

@@ -411,7 +411,7 @@ def cmd_webcam(args: argparse.Namespace) -> int:
     source = WebcamSource(camera, width=args.width, height=args.height)
     preview = None if args.no_preview else PreviewSink("arfx webcam (q to quit)")
     record: VideoFileSink | None = None
-    count = dropped = 0
+    count = dropped = failed = 0
     checked = time.monotonic()
     try:
         with _make_session(args) as session:
@@ -440,6 +440,7 @@ def cmd_webcam(args: argparse.Namespace) -> int:
                 if args.frames and count >= args.frames:
                     break
             dropped = session.dropped_frames
+            failed = sum(session.failed_frames.values())
     except PreviewClosed:
         pass
     except BaseException:
@@ -452,7 +453,8 @@ def cmd_webcam(args: argparse.Namespace) -> int:
     if record is not None:
         record.close()
         print(f"{args.record}: recorded", file=sys.stderr)
-    print(f"{count} frames ({dropped} dropped to stay live)", file=sys.stderr)
+    unprocessed = f", {failed} shown unprocessed after an error" if failed else ""
+    print(f"{count} frames ({dropped} dropped to stay live{unprocessed})", file=sys.stderr)
     return EXIT_OK
 
 

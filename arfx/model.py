@@ -91,8 +91,9 @@ class FaceModel:
     """An ONNX Runtime session for the face model, with provider choice and CPU fallback.
 
     ``device`` is "auto" (TensorRT, CUDA, then CPU, as this onnxruntime offers them), "cuda"
-    or "cpu". A GPU provider that fails to load is dropped for the CPU, once, with a warning;
-    ``providers`` tells what is used.
+    or "cpu". A GPU provider that fails to load, or fails while running (out of device
+    memory, a lost device), is dropped for the CPU with one warning and the batch is run
+    again there; ``providers`` tells what is used now.
     """
 
     def __init__(
@@ -108,6 +109,7 @@ class FaceModel:
         if threads:
             options.intra_op_num_threads = threads
         options.log_severity_level = 3
+        self._options = options
         printed = io.StringIO()
         try:
             # onnxruntime prints (to stdout) when a GPU provider fails and it retries on the
@@ -127,14 +129,7 @@ class FaceModel:
                 requested,
                 _first_line(exc),
             )
-            try:
-                self.session = ort.InferenceSession(
-                    str(self.path), sess_options=options, providers=["CPUExecutionProvider"]
-                )
-            except Exception as again:  # noqa: BLE001
-                raise ModelError(
-                    f"{self.path}: cannot load the model: {_first_line(again)}"
-                ) from None
+            self.session = self._cpu_session()
         self.providers: list[str] = list(self.session.get_providers())
         missing = [p for p in requested if p not in self.providers]
         if missing and requested != ["CPUExecutionProvider"]:
@@ -173,11 +168,31 @@ class FaceModel:
             "image": np.ascontiguousarray(image, dtype=np.float32),
             "context": np.ascontiguousarray(context, dtype=np.float32),
         }
-        if not self._on_gpu:
+        if self._on_gpu:
+            try:
+                return self._infer_bound(feeds)
+            except Exception as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types
+                log.warning(
+                    "%s: %s failed while running (%s); running on the CPU from now on",
+                    self.path.name,
+                    self.providers[0],
+                    _first_line(exc),
+                )
+                self.session = self._cpu_session()
+                self.providers = list(self.session.get_providers())
+                self._on_gpu = False
+        try:
             values = self.session.run(list(OUTPUTS), feeds)
-            return dict(zip(OUTPUTS, values, strict=True))
-        # On a GPU, bind inputs and outputs so ONNX Runtime copies each once and keeps
-        # intermediate tensors on the device.
+        except Exception as exc:  # noqa: BLE001
+            raise ModelError(
+                f"{self.path}: inference failed on a batch of {len(image)} faces: "
+                f"{_first_line(exc)}"
+            ) from exc
+        return dict(zip(OUTPUTS, values, strict=True))
+
+    def _infer_bound(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run on the GPU with inputs and outputs bound, so ONNX Runtime copies each once
+        and keeps intermediate tensors on the device."""
         binding = self.session.io_binding()
         for name, value in feeds.items():
             binding.bind_cpu_input(name, value)
@@ -186,6 +201,16 @@ class FaceModel:
         self.session.run_with_iobinding(binding)
         values = binding.copy_outputs_to_cpu()
         return dict(zip(OUTPUTS, values, strict=True))
+
+    def _cpu_session(self) -> Any:
+        import onnxruntime as ort
+
+        try:
+            return ort.InferenceSession(
+                str(self.path), sess_options=self._options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # noqa: BLE001
+            raise ModelError(f"{self.path}: cannot load the model: {_first_line(exc)}") from None
 
 
 class FaceAnalyzer:

@@ -189,6 +189,9 @@ class Session:
         """Scene cuts detected since the session started (each reset the tracks)."""
         self.dropped_frames = 0
         """Frames live streams dropped because a newer one arrived first."""
+        self.failed_frames: dict[str, int] = {}
+        """Frames a live stream passed through unprocessed because their analysis or
+        compositing raised, by ``"stage: ExceptionType"`` (a GL or model error)."""
         self._busy = False
         self.stage_times: dict[str, list[float]] | None = None
         """Set to a dict to collect seconds per stage and frame (``arfx bench pipeline``)."""
@@ -439,7 +442,11 @@ class Session:
         ``pipelined``: decoding, analysis and compositing run on a thread each, overlapping
         consecutive frames (every frame, in order). ``live`` (pipelined too): a frame that
         arrives while the analysis is still busy with an older one replaces the one waiting,
-        so a camera's picture stays current; ``dropped_frames`` counts what was dropped.
+        so a camera's picture stays current; ``dropped_frames`` counts what was dropped. A
+        live stream also outlives a frame whose analysis or compositing fails (a GL or
+        model error): that frame comes out unprocessed, is counted in ``failed_frames`` and
+        the first of each kind is logged; a source that fails for good still ends it.
+        Elsewhere (files, ``process``) such an error is raised, naming the frame.
         While a pipelined stream runs, the session does nothing else (``process`` from the
         loop's own thread raises; other threads wait).
         """
@@ -452,7 +459,7 @@ class Session:
                 self._check_open()
                 self._busy = True
                 pipeline = Pipeline(
-                    self._frame_stages(), queue_size=self.options.queue_size, live=live
+                    self._frame_stages(survive=live), queue_size=self.options.queue_size, live=live
                 )
                 try:
                     yield from pipeline.run(source)
@@ -548,13 +555,23 @@ class Session:
         finally:
             self._busy = False
 
-    def _frame_stages(self) -> list[tuple[str, Callable[[Any], Any]]]:
+    def _frame_stages(self, survive: bool = False) -> list[tuple[str, Callable[[Any], Any]]]:
         """The two halves of a frame as pipeline stages: analysis (CPU) then compositing
-        (GL); the second yields the processed Frame with its faces."""
+        (GL); the second yields the processed Frame with its faces.
+
+        ``survive`` (live streams): a frame whose analysis or compositing raises comes out
+        unprocessed instead of ending the stream (see ``failed_frames``)."""
 
         def analyse(frame: Frame) -> tuple[Frame, _Prepared]:
             rgb = as_rgb8(frame.image, f"frame {frame.index}")
-            prepared = self._prepare_frame(rgb, frame.index, frame.time)
+            try:
+                prepared = self._prepare_frame(rgb, frame.index, frame.time)
+            except Exception as exc:
+                if not survive:
+                    raise
+                self._frame_failed("analysis", frame.index, exc)
+                self._forget_history()  # the tracker may be half-way through an update
+                return frame, _Prepared(rgb, [], frame.index)
             if prepared.context is not None:  # the mask builders reuse their buffers
                 masks = {name: mask.copy() for name, mask in prepared.context.masks.items()}
                 prepared.context = replace(prepared.context, masks=masks)
@@ -562,10 +579,30 @@ class Session:
 
         def composite(item: tuple[Frame, _Prepared]) -> Frame:
             frame, prepared = item
-            out = self._composite_frame(prepared)
+            try:
+                out = self._composite_frame(prepared)
+            except Exception as exc:
+                if not survive:
+                    raise
+                self._frame_failed("compositing", frame.index, exc)
+                out = prepared.rgb
             return replace(frame, image=out, faces=tuple(prepared.faces))
 
         return [("analyse", analyse), ("composite", composite)]
+
+    def _frame_failed(self, stage: str, index: int, exc: Exception) -> None:
+        """Count a live frame passed through unprocessed; warn on the first of each kind."""
+        key = f"{stage}: {type(exc).__name__}"
+        count = self.failed_frames.get(key, 0) + 1
+        self.failed_frames[key] = count
+        if count == 1:
+            log.warning(
+                "frame %d: %s failed (%s: %s); passing such frames through unprocessed",
+                index,
+                stage,
+                type(exc).__name__,
+                exc,
+            )
 
     def _apply(
         self, rgb: np.ndarray, index: int | None = None, time: float | None = None

@@ -96,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
     effects = commands.add_parser("effects", help="list effects and their parameters")
     effects.add_argument("--effect-path", action="append", default=[])
     effects.add_argument("--json", action="store_true")
+    effects.add_argument(
+        "--schema",
+        action="store_true",
+        help="print the JSON Schema manifests are checked against (for editors) and exit",
+    )
 
     commands.add_parser("info", help="versions, GL renderer, ONNX Runtime providers")
 
@@ -473,6 +478,11 @@ def cmd_effects(args: argparse.Namespace) -> int:
     from .errors import EffectError
     from .registry import EffectRegistry
 
+    if args.schema:
+        from .effect import MANIFEST_SCHEMA
+
+        print(json.dumps(MANIFEST_SCHEMA, indent=2))
+        return EXIT_OK
     registry = EffectRegistry(args.effect_path)
     specs = []
     errors = dict(registry.broken)

@@ -28,8 +28,9 @@ import numpy as np
 
 from .errors import EffectError, ParameterError
 from .frame import decoded_to_rgba8
-from .params import FILE_TYPES, ParamSpec, inside_folder
+from .params import FILE_TYPES, PARAM_NAME_PATTERN, PARAM_SCHEMA, ParamSpec, inside_folder
 from .resources import shaders_dir
+from .schema import SchemaError, line_of, validate
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -50,10 +51,6 @@ NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 # the source-string number of #line; the offset survives every driver's log format.
 _FILE_STRIDE = 100_000
 _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*$')
-_KNOWN_KEYS = frozenset(
-    ("name", "version", "description", "shader", "passes", "masks", "landmarks", "pose")
-    + ("params", "hooks", "optional_masks", "region")
-)
 REGIONS = ("frame", "head", "face", "lips")
 """Where an effect may change pixels (manifest key ``region``): the whole frame, each
 face's head (the face model's crop: hair included), its face, or its lips. The compositor
@@ -104,6 +101,63 @@ def read_manifest(path: Path) -> dict[str, Any]:
 OCCLUDERS = ("none", "head")
 """What a mesh pass draws into the depth buffer before its mesh (see arfx.occluder)."""
 MESH_SUFFIXES = (".glb", ".gltf")
+
+_FILE = {"type": "string", "minLength": 1, "description": "a file in the effect folder"}
+_WHEN = {
+    "type": "object",
+    "description": "parameter values that must all match for the pass to run",
+}
+_PASS = {
+    "type": ["string", "object"],
+    "description": "a fragment shader file, a {shader, when} table, or a mesh pass",
+    "if": {"required": ["mesh"]},
+    "then": {
+        "required": ["mesh", "vertex", "fragment"],
+        "additionalProperties": False,
+        "properties": {
+            "mesh": {**_FILE, "description": "a .glb/.gltf file or an asset parameter's name"},
+            "vertex": _FILE,
+            "fragment": _FILE,
+            "occluder": {"enum": list(OCCLUDERS)},
+            "when": _WHEN,
+        },
+    },
+    "else": {
+        "required": ["shader"],
+        "additionalProperties": False,
+        "properties": {"shader": _FILE, "when": _WHEN},
+    },
+}
+_MASK_NAMES = {"type": "array", "items": {"type": "string", "minLength": 1}}
+MANIFEST_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "arfx effect manifest (effect.toml, effect.json or meta.json)",
+    "type": "object",
+    "required": ["name"],
+    "additionalProperties": False,
+    "properties": {
+        "$schema": {"type": "string", "description": "for editors; ignored by arfx"},
+        "name": {"type": "string", "pattern": NAME_PATTERN.pattern},
+        "version": {"type": "string"},
+        "description": {"type": "string"},
+        "shader": {**_FILE, "description": "the one pass's fragment shader (or use passes)"},
+        "passes": {"type": "array", "minItems": 1, "maxItems": MAX_PASSES, "items": _PASS},
+        "masks": {**_MASK_NAMES, "description": "masks every pass reads (u_mask_<name>)"},
+        "optional_masks": {**_MASK_NAMES, "description": "masks read when available"},
+        "landmarks": {"type": "boolean"},
+        "pose": {"type": "boolean"},
+        "region": {"enum": list(REGIONS)},
+        "hooks": {**_FILE, "description": "a Python file with uniforms(frame, params)"},
+        "params": {
+            "type": "object",
+            "propertyNames": {"type": "string", "pattern": PARAM_NAME_PATTERN},
+            "additionalProperties": PARAM_SCHEMA,
+        },
+    },
+}
+"""The JSON Schema every manifest is checked against before it is read (printed by
+``arfx effects --schema``). What it cannot express (files exist inside the folder, ``when``
+names real parameters, sampler counts) is checked by ``EffectSpec.load``."""
 
 
 @dataclass(frozen=True)
@@ -165,38 +219,21 @@ class EffectSpec:
                 f"{folder}: effect manifest not found (one of {', '.join(MANIFESTS)})"
             )
         data = read_manifest(path)
-        unknown = sorted(set(data) - _KNOWN_KEYS)
-        if unknown:
-            raise EffectError(f"{path}: unknown keys {unknown}")
-        name = data.get("name")
-        if not isinstance(name, str) or not NAME_PATTERN.match(name):
-            raise EffectError(f"{path}: 'name' must match [a-z][a-z0-9_]*, got {name!r}")
-        for key in ("version", "description"):
-            if not isinstance(data.get(key, ""), str):
-                raise EffectError(f"{path}: {key!r} must be a string")
+        errors = validate(data, MANIFEST_SCHEMA)
+        if errors:
+            raise EffectError(_located(path, errors[0]))
+        name = data["name"]
         passes = _passes(data, folder, path)
         hooks = data.get("hooks")
         if hooks is not None:
-            _file(folder, hooks, path, "'hooks' must name a Python file in the effect folder")
+            _file(folder, hooks, path, "'hooks': ")
         masks = data.get("masks", [])
         optional = data.get("optional_masks", [])
-        for key, value in (("masks", masks), ("optional_masks", optional)):
-            if not isinstance(value, list) or not all(isinstance(m, str) for m in value):
-                raise EffectError(f"{path}: {key!r} must be a list of mask names")
         both = sorted(set(masks) & set(optional))
         if both:
             raise EffectError(f"{path}: masks {both} are both required and optional")
-        inputs: dict[str, Any] = {}
-        for key in ("landmarks", "pose"):
-            inputs[key] = data.get(key, False)
-            if not isinstance(inputs[key], bool):
-                raise EffectError(f"{path}: {key!r} must be true or false")
         region = data.get("region", "frame")
-        if region not in REGIONS:
-            raise EffectError(f"{path}: 'region' must be one of {list(REGIONS)}, got {region!r}")
         raw_params = data.get("params", {})
-        if not isinstance(raw_params, dict):
-            raise EffectError(f"{path}: 'params' must be a table (object) of parameters")
         try:
             params = {
                 key: ParamSpec.from_manifest(name, key, entry, folder)
@@ -223,8 +260,8 @@ class EffectSpec:
             region=region,
             params=params,
             hooks=hooks,
-            landmarks=inputs["landmarks"],
-            pose=inputs["pose"] or any(p.is_mesh for p in passes),  # mesh passes use the pose
+            landmarks=data.get("landmarks", False),
+            pose=data.get("pose", False) or any(p.is_mesh for p in passes),  # meshes need it
             manifest=path.resolve(),
         )
 
@@ -288,62 +325,43 @@ class EffectSpec:
 
 
 def _passes(data: Mapping[str, Any], folder: Path, path: Path) -> tuple[PassSpec, ...]:
-    """``passes`` (a list of shader files or {shader = ...} tables) or the ``shader`` shorthand."""
+    """``passes`` (a list of shader files or {shader = ...} tables) or the ``shader`` shorthand
+    (the schema has checked their structure)."""
     if ("shader" in data) == ("passes" in data):
         raise EffectError(f"{path}: give either 'shader' (one pass) or 'passes' (a list)")
     entries = data["passes"] if "passes" in data else [data["shader"]]
-    if not isinstance(entries, list) or not entries:
-        raise EffectError(f"{path}: 'passes' must be a non-empty list of shader files")
-    if len(entries) > MAX_PASSES:
-        raise EffectError(f"{path}: {len(entries)} passes; an effect may have at most {MAX_PASSES}")
     passes = []
     for number, entry in enumerate(entries, start=1):
+        where = f"pass {number}: " if "passes" in data else ""
         if isinstance(entry, dict) and "mesh" in entry:
-            passes.append(_mesh_pass(entry, number, folder, path))
+            for key in ("vertex", "fragment"):
+                _file(folder, entry[key], path, f"{where}{key!r}: ")
+            passes.append(
+                PassSpec(
+                    shader=entry["fragment"],
+                    vertex=entry["vertex"],
+                    mesh=entry["mesh"],  # checked once the parameters are known
+                    occluder=entry.get("occluder", "none"),
+                    when=tuple(entry.get("when", {}).items()),
+                )
+            )
             continue
         when = {}
         if isinstance(entry, dict):
-            unknown = sorted(set(entry) - {"shader", "when"})
-            if unknown:
-                raise EffectError(f"{path}: pass {number}: unknown keys {unknown}")
             when = entry.get("when", {})
-            entry = entry.get("shader")
-        message = f"pass {number}: 'shader' must name a GLSL file in the effect folder"
-        if "passes" not in data:
-            message = "'shader' must name a GLSL file in the effect folder"
-        _file(folder, entry, path, message)
-        passes.append(PassSpec(shader=entry, when=_when(when, number, path)))
+            entry = entry["shader"]
+        _file(folder, entry, path, where)
+        passes.append(PassSpec(shader=entry, when=tuple(when.items())))
     return tuple(passes)
 
 
-def _mesh_pass(entry: Mapping[str, Any], number: int, folder: Path, path: Path) -> PassSpec:
-    """A ``{mesh = ..., vertex = ..., fragment = ...}`` pass (the mesh is checked later,
-    once the parameters are known)."""
-    where = f"pass {number}"
-    unknown = sorted(set(entry) - {"mesh", "vertex", "fragment", "occluder", "when"})
-    if unknown:
-        raise EffectError(f"{path}: {where}: unknown keys {unknown}")
-    for key in ("vertex", "fragment"):
-        _file(folder, entry.get(key), path, f"{where}: a mesh pass needs {key!r}: a GLSL file")
-    mesh = entry["mesh"]
-    if not isinstance(mesh, str) or not mesh:
-        raise EffectError(f"{path}: {where}: 'mesh' must name a glTF file or an asset parameter")
-    occluder = entry.get("occluder", "none")
-    if occluder not in OCCLUDERS:
-        raise EffectError(f"{path}: {where}: 'occluder' must be one of {list(OCCLUDERS)}")
-    return PassSpec(
-        shader=entry["fragment"],
-        vertex=entry["vertex"],
-        mesh=mesh,
-        occluder=occluder,
-        when=_when(entry.get("when", {}), number, path),
-    )
-
-
-def _when(when: Any, number: int, path: Path) -> tuple[tuple[str, Any], ...]:
-    if not isinstance(when, dict):
-        raise EffectError(f"{path}: pass {number}: 'when' must be a table of parameter values")
-    return tuple(when.items())
+def _located(path: Path, error: SchemaError) -> str:
+    """``file:line: where: what`` (the line where the offending key is written, if found)."""
+    try:
+        line = line_of(path.read_text(encoding="utf-8"), error.path)
+    except (OSError, UnicodeDecodeError):
+        line = None
+    return f"{path}:{line}: {error}" if line else f"{path}: {error}"
 
 
 def _check_pass_params(
@@ -369,27 +387,38 @@ def _check_pass_params(
                     "it must be an asset parameter"
                 )
             if param is None:
-                _file(folder, spec.mesh, path, f"{where}: 'mesh' must name a glTF file")
+                _file(folder, spec.mesh, path, f"{where}: 'mesh': ")
                 if Path(spec.mesh).suffix.lower() not in MESH_SUFFIXES:
                     raise EffectError(f"{path}: {where}: 'mesh' must be a .glb or .gltf file")
         checked.append(replace(spec, when=tuple(when)))
     return tuple(checked)
 
 
-def _file(folder: Path, relative: Any, manifest: Path, wrong_type: str) -> Path:
-    """Resolve a manifest-relative file and refuse anything outside the effect folder."""
-    if not isinstance(relative, str):
-        raise EffectError(f"{manifest}: {wrong_type}")
+def _file(folder: Path, relative: str, manifest: Path, where: str = "") -> Path:
+    """Resolve a manifest-relative file and refuse anything outside the effect folder;
+    ``where`` ("pass 2: 'vertex': ") starts the error message."""
     try:
         return inside_folder(folder, relative)
     except ValueError as exc:
-        raise EffectError(f"{manifest}: {exc}") from None
+        raise EffectError(f"{manifest}: {where}{exc}") from None
 
 
 def load_texture(path: Path) -> np.ndarray:
-    """An image file as RGBA uint8 (rows top first), at most MAX_TEXTURE_SIZE on a side."""
+    """An image file as RGBA uint8 (rows top first), at most MAX_TEXTURE_SIZE on a side.
+
+    PNG and JPEG sizes are read from the file's header before it is decoded, so a small
+    file that claims a huge image (a decompression bomb) is refused without the memory.
+    """
     import cv2
 
+    try:
+        size = header_size(path)
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read: {exc}") from None
+    if size is not None and max(size) > MAX_TEXTURE_SIZE:
+        raise ValueError(
+            f"{path}: {size[0]}x{size[1]} is larger than {MAX_TEXTURE_SIZE}x{MAX_TEXTURE_SIZE}"
+        )
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ValueError(f"{path}: not an image OpenCV can read")
@@ -402,6 +431,31 @@ def load_texture(path: Path) -> np.ndarray:
         return decoded_to_rgba8(image)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
+
+
+_JPEG_FRAME_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def header_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from a PNG or JPEG header without decoding; None for other formats."""
+    with open(path, "rb") as file:
+        head = file.read(24)
+        if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+            return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+        if head[:2] != b"\xff\xd8":
+            return None
+        file.seek(2)
+        while True:  # walk the segments to the first start-of-frame
+            marker = file.read(4)
+            if len(marker) < 4 or marker[0] != 0xFF:
+                return None
+            length = int.from_bytes(marker[2:4], "big")
+            if marker[1] in _JPEG_FRAME_MARKERS:
+                frame = file.read(5)
+                if len(frame) < 5:
+                    return None
+                return int.from_bytes(frame[3:5], "big"), int.from_bytes(frame[1:3], "big")
+            file.seek(length - 2, 1)
 
 
 @dataclass

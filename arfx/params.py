@@ -16,10 +16,33 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ParameterError
+from .schema import validate as validate_schema
 
 PARAM_TYPES = ("float", "int", "bool", "color", "enum", "texture", "asset")
 FILE_TYPES = ("texture", "asset")
 """Parameter types whose value is a file inside the effect folder."""
+PARAM_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+"""A parameter becomes the GLSL uniform ``u_<name>``, so its name is an identifier."""
+
+PARAM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "One effect parameter: typed, defaulted, optionally ranged and labelled.",
+    "required": ["type", "default"],
+    "additionalProperties": False,
+    "properties": {
+        "type": {"enum": list(PARAM_TYPES)},
+        "default": {"description": "the starting value, checked against type and range"},
+        "min": {"type": "number"},
+        "max": {"type": "number"},
+        "step": {"type": "number", "exclusiveMinimum": 0},
+        "choices": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        "label": {"type": "string"},
+        "description": {"type": "string"},
+    },
+    "if": {"properties": {"type": {"enum": ["enum"]}}},
+    "then": {"required": ["choices"]},
+}
+"""The JSON Schema of one ``params`` entry (part of the manifest schema)."""
 
 _NAMED_COLORS = {
     "black": "#000000",
@@ -122,28 +145,11 @@ class ParamSpec:
     ) -> ParamSpec:
         """Build and check a spec from its manifest entry; errors name effect and param."""
         where = f"effect {effect!r}, parameter {name!r}"
-        if not isinstance(entry, dict):
-            raise ParameterError(f"{where}: expected an object, got {type(entry).__name__}")
-        known = {"type", "default", "min", "max", "step", "choices", "label", "description"}
-        unknown = sorted(set(entry) - known)
-        if unknown:
-            raise ParameterError(f"{where}: unknown keys {unknown}")
-        kind = entry.get("type")
-        if kind not in PARAM_TYPES:
-            raise ParameterError(f"{where}: type must be one of {PARAM_TYPES}, got {kind!r}")
-        if "default" not in entry:
-            raise ParameterError(f"{where}: missing 'default'")
+        errors = validate_schema(entry, PARAM_SCHEMA)
+        if errors:
+            raise ParameterError(f"{where}: {errors[0]}")
+        kind = entry["type"]
         choices = tuple(entry.get("choices", ()))
-        if kind == "enum" and not choices:
-            raise ParameterError(f"{where}: an enum needs a non-empty 'choices' list")
-        for key in ("min", "max", "step"):
-            value = entry.get(key)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int | float)
-            ):
-                raise ParameterError(f"{where}: {key!r} must be a number, got {value!r}")
-        if entry.get("step") is not None and not entry["step"] > 0:
-            raise ParameterError(f"{where}: 'step' must be positive, got {entry['step']!r}")
         if kind in FILE_TYPES and folder is None:
             raise ParameterError(f"{where}: a {kind} parameter needs the effect's folder")
         spec = cls(

@@ -192,14 +192,18 @@ def test_mesh_pass_manifest_keys(tmp_path: Path) -> None:
     spec = EffectSpec.load(_mesh_manifest(tmp_path, {**entry, "when": {"mode": "b"}}, mode))
     assert not spec.passes[0].enabled({"mode": "a"}) and spec.passes[0].enabled({"mode": "b"})
     bad = [
-        ({**entry, "vertex": None}, None, "a mesh pass needs 'vertex'"),
+        ({**entry, "vertex": None}, None, r"passes\[0\]\.vertex: expected a string, got None"),
         ({**entry, "mesh": "missing.glb"}, None, "'missing.glb' not found"),
         ({**entry, "mesh": "notes.txt"}, None, "must be a .glb or .gltf file"),
         ({**entry, "mesh": "mode"}, mode, "the enum parameter 'mode'; it must be an asset"),
-        ({**entry, "occluder": "hat"}, None, "'occluder' must be one of"),
+        (
+            {**entry, "occluder": "hat"},
+            None,
+            r"passes\[0\]\.occluder: must be one of \['none', 'head'\], got 'hat'",
+        ),
         ({**entry, "when": {"nope": 1}}, None, "'when' names no parameter 'nope'"),
         ({**entry, "when": {"mode": "c"}}, mode, "expected one of"),
-        ({**entry, "shader": "a.frag"}, None, r"unknown keys \['shader'\]"),
+        ({**entry, "shader": "a.frag"}, None, r"passes\[0\]\.shader: unknown key"),
     ]
     for pass_entry, params, message in bad:
         with pytest.raises(EffectError, match=message):

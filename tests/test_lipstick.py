@@ -67,7 +67,9 @@ def test_optional_masks_are_parsed_and_checked(tmp_path: Path) -> None:
     (tmp_path / "probe" / "effect.toml").write_text(
         'name = "probe"\nshader = "p.frag"\noptional_masks = "occlusion"\n'
     )
-    with pytest.raises(EffectError, match="'optional_masks' must be a list"):
+    with pytest.raises(
+        EffectError, match=r"effect\.toml:3: optional_masks: expected a list, got 'occlusion'"
+    ):
         EffectSpec.load(tmp_path / "probe")
     (tmp_path / "probe" / "effect.toml").write_text(
         'name = "probe"\nshader = "p.frag"\noptional_masks = ["occlusoin"]\n'

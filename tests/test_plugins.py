@@ -8,6 +8,7 @@ import colorsys
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import sysconfig
@@ -25,7 +26,14 @@ import arfx
 from arfx import registry as registry_module
 from arfx.cli import EXIT_FAILED, EXIT_OK, main
 from arfx.compositor import LANDMARKS, Compositor
-from arfx.effect import MAX_TEXTURE_SIZE, Effect, EffectSpec, FrameContext, compose_shader
+from arfx.effect import (
+    MAX_PASSES,
+    MAX_TEXTURE_SIZE,
+    Effect,
+    EffectSpec,
+    FrameContext,
+    compose_shader,
+)
 from arfx.errors import EffectError, ParameterError
 from arfx.pose import HeadPose, camera_matrix, euler_to_rotation
 from arfx.registry import EffectRegistry
@@ -122,21 +130,52 @@ def test_manifest_errors_name_the_file_and_line(tmp_path: Path) -> None:
     bad = _effect(tmp_path, "bad", 'name = "bad"\nshader = \n', {})
     with pytest.raises(EffectError, match=r"bad/effect.toml:2: invalid TOML"):
         EffectSpec.load(bad)
-    cases = {
-        'name = "x"\nshader = "fx.frag"\npasses = ["fx.frag"]\n': "either 'shader'",
-        'name = "x"\npasses = []\n': "non-empty list",
-        'name = "x"\npasses = [{shader = "fx.frag", vertex = "v.vert"}]\n': "pass 1: unknown",
-        'name = "x"\npasses = ["fx.frag", "nope.frag"]\n': "'nope.frag' not found",
-        'name = "x"\nshader = "fx.frag"\nlandmarks = "yes"\n': "'landmarks' must be true",
-        'name = "x"\nshader = "fx.frag"\n[params.a]\ntype="float"\ndefault=1\nstep=0\n': "step",
-        'name = "x"\nshader = "/etc/hostname"\n': "outside the effect folder",
-        'name = "x"\nshader = "sub/../fx.frag"\n': "outside the effect folder",
+    cases = {  # manifest text: the error, after the file (":LINE:" where the schema found it)
+        'name = "x"\nshader = "fx.frag"\npasses = ["fx.frag"]\n': ": give either 'shader'",
+        'name = "x"\npasses = []\n': r":2: passes: must have at least 1 entry",
+        'name = "x"\npasses = [{shader = "fx.frag", vertex = "v.vert"}]\n': (
+            r":2: passes\[0\].vertex: unknown key"
+        ),
+        'name = "x"\npasses = ["fx.frag", "nope.frag"]\n': ": pass 2: 'nope.frag' not found",
+        'name = "x"\nshader = "fx.frag"\nlandmarks = "yes"\n': (
+            r":3: landmarks: expected true or false, got 'yes'"
+        ),
+        'name = "x"\nshader = "fx.frag"\n[params.a]\ntype="float"\ndefault=1\nstep=0\n': (
+            r":6: params.a.step: must be greater than 0"
+        ),
+        'name = "x"\nshader = "fx.frag"\n[params.a-b]\ntype="int"\ndefault=1\n': (
+            r":3: params.a-b: bad name: must match"
+        ),
+        'name = "X"\nshader = "fx.frag"\n': r":1: name: must match",
+        'name = "x"\nshader = "fx.frag"\nregion = "body"\n': r":3: region: must be one of",
+        'name = "x"\nshader = "fx.frag"\n[params.a]\ntype="enum"\ndefault="p"\n': (
+            r":3: params.a: missing 'choices'"
+        ),
+        'name = "x"\nshader = "/etc/hostname"\n': ": '/etc/hostname' points outside the effect",
+        'name = "x"\nshader = "sub/../fx.frag"\n': ": 'sub/../fx.frag' points outside the effect",
     }
     for number, (text, message) in enumerate(cases.items()):
         folder = _effect(tmp_path / str(number), "x", text, {"fx.frag": "void main() {}"})
-        with pytest.raises(EffectError, match=message) as caught:
+        manifest = re.escape(str(folder / "effect.toml"))
+        with pytest.raises(EffectError, match=manifest + message):
             EffectSpec.load(folder)
-        assert str(folder / "effect.toml") in str(caught.value)
+
+
+def test_the_manifest_schema_is_a_json_schema_every_built_in_effect_meets(capsys) -> None:
+    """``arfx effects --schema`` prints the JSON Schema that editors can use."""
+    from arfx.cli import main
+    from arfx.effect import MANIFEST_SCHEMA, read_manifest
+    from arfx.registry import EffectRegistry
+    from arfx.schema import validate
+
+    assert main(["effects", "--schema"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads(json.dumps(MANIFEST_SCHEMA))
+    assert printed["properties"]["passes"]["maxItems"] == MAX_PASSES
+    registry = EffectRegistry()
+    for name in ("lipstick", "hair_color", "eyewear", "mask_overlay"):
+        spec = registry.spec(name)
+        assert validate(read_manifest(spec.manifest), printed) == [], name
 
 
 def _png(path: Path, width: int, height: int, color=(0, 0, 255, 255)) -> None:
@@ -193,6 +232,17 @@ def test_texture_and_asset_params_stay_inside_the_folder(tmp_path: Path) -> None
     _png(folder / "huge.png", MAX_TEXTURE_SIZE + 1, 1)
     with pytest.raises(ParameterError, match="larger than 4096x4096"):
         effect.set(pattern="huge.png")
+    # A decompression bomb: a 1 kB file whose header claims 60000x60000 (3.6 GP) is refused
+    # from its header, before anything is decoded.
+    bomb = bytearray((folder / "green.png").read_bytes())
+    bomb[16:24] = (60000).to_bytes(4, "big") * 2
+    (folder / "bomb.png").write_bytes(bytes(bomb))
+    with pytest.raises(ParameterError, match=r"bomb\.png: 60000x60000 is larger than 4096x4096"):
+        effect.set(pattern="bomb.png")
+    jpeg = folder / "wide.jpg"
+    cv2.imwrite(str(jpeg), np.zeros((2, MAX_TEXTURE_SIZE + 8, 3), np.uint8))
+    with pytest.raises(ParameterError, match=rf"wide\.jpg: {MAX_TEXTURE_SIZE + 8}x2 is larger"):
+        effect.set(pattern="wide.jpg")
     (folder / "img" / "red.png").unlink()
     with pytest.raises(EffectError, match=r"tex/effect.toml: .*'img/red.png' not found"):
         EffectSpec.load(folder)
@@ -670,12 +720,11 @@ def test_hook_arrays_of_any_numeric_type_reach_the_shader(compositor, tmp_path) 
 
 
 def test_too_many_passes_are_refused(tmp_path: Path) -> None:
-    from arfx.effect import MAX_PASSES
-
     folder = tmp_path / "many"
     folder.mkdir()
     (folder / "a.frag").write_text("void main() { arfx_out = vec4(1.0); }\n")
     manifest = {"name": "many", "passes": ["a.frag"] * (MAX_PASSES + 1)}
     (folder / "effect.json").write_text(json.dumps(manifest))
-    with pytest.raises(EffectError, match=rf"effect\.json: {MAX_PASSES + 1} passes; .* at most"):
+    message = rf"effect\.json:1: passes: has {MAX_PASSES + 1} entries; at most {MAX_PASSES} allowed"
+    with pytest.raises(EffectError, match=message):
         EffectSpec.load(folder)

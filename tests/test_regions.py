@@ -56,7 +56,7 @@ def test_a_bad_region_names_the_manifest(tmp_path: Path) -> None:
     )
     manifest = {"name": "tint", "shader": "tint.frag", "region": "nose"}
     (folder / "effect.json").write_text(json.dumps(manifest))
-    with pytest.raises(EffectError, match=r"effect\.json: 'region' must be one of"):
+    with pytest.raises(EffectError, match=r"effect\.json:\d+: region: must be one of"):
         EffectSpec.load(folder)
 
 

@@ -1,7 +1,8 @@
 """The ``arfx`` command: render, webcam, demo, effects, info, eval, bench.
 
 Exit codes: 0 success; 1 failed with a clear error, no output written; 2 bad command
-line; 3 failed part-way, what was rendered kept (playable) as ``NAME.partial.EXT``.
+line; 3 stopped part-way (an error or Ctrl-C), what was rendered kept (playable) as
+``NAME.partial.EXT``; 130 interrupted (Ctrl-C) with nothing kept.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from . import __version__
 if TYPE_CHECKING:
     from .effect import PassSpec
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 def _session_args(parser: argparse.ArgumentParser) -> None:
@@ -349,9 +350,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return COMMANDS[args.command](args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        partial = getattr(exc, "partial", None)
+        if partial is not None:
+            print(f"arfx: interrupted; what was rendered is kept in {partial}", file=sys.stderr)
+            return EXIT_PARTIAL
         print("arfx: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except ArfxError as exc:
         print(f"arfx: error: {exc}", file=sys.stderr)
         partial = getattr(exc, "partial", None)

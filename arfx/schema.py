@@ -140,9 +140,10 @@ def _check_object(
 
 
 def line_of(text: str, path: Path) -> int | None:
-    """The 1-based line of a TOML or JSON document where ``path``'s last key is written
-    (None if it cannot be found): each key is searched for after the line of the one before,
-    as a ``key =``/``"key":`` line or a ``[table.key]`` header."""
+    """The 1-based line of a TOML or JSON document where ``path``'s last key is written, or
+    the nearest key before it that is (None if not even the first is): each key is searched
+    for from the line of the one before, as a ``key =``/``"key":`` line or a ``[table.key]``
+    header."""
     lines = text.splitlines()
     start, found = 0, None
     for part in path:

@@ -504,8 +504,7 @@ class Session:
                     frames.close()  # joins the pipeline's threads before the sink is touched
                     partial = sink.abort() if isinstance(sink, VideoFileSink) else None
                     if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-                        if partial is not None:
-                            log.warning("interrupted: what was rendered is in %s", partial)
+                        exc.partial = partial  # type: ignore[union-attr] # for the CLI's exit code
                         raise
                     frame_index = report.frames
                     if isinstance(exc, PipelineError) and exc.__cause__ is not None:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
 import pytest
 
-from arfx.cli import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, main
+from arfx.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_PARTIAL, main
 
 from .helpers import decode, remux_faststart
 
@@ -62,6 +64,45 @@ def test_render_partial_exit_code(tmp_path: Path, video_path) -> None:
     args = ["render", str(cut), str(out2), "--no-progress", "--discard-partial"]
     assert main(args) == EXIT_FAILED
     assert not out2.exists() and not (tmp_path / "gone.partial.mp4").exists()
+
+
+def _interrupt_render(folder: Path, source: Path, *extra: str) -> subprocess.CompletedProcess:
+    """Start ``arfx render`` and press Ctrl-C (SIGINT) once frames are being written."""
+    out = folder / "out.mp4"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "arfx", "render", str(source), str(out), "--no-progress", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        written = [p for p in folder.iterdir() if "arfx-tmp" in p.name]
+        if written and written[0].stat().st_size > 8_000:  # a few encoded frames
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "the render ended before it could be interrupted"
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def test_ctrl_c_keeps_a_playable_partial_or_nothing(tmp_path: Path, video_path) -> None:
+    source = video_path("WolfgangLanger_Pexels.mp4")
+    kept = _interrupt_render(tmp_path, source)
+    assert kept.returncode == EXIT_PARTIAL, kept.stderr
+    assert "interrupted; what was rendered is kept in" in kept.stderr
+    assert "Traceback" not in kept.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.partial.mp4"]
+    frames = decode(tmp_path / "out.partial.mp4", keep_frames=False).pts
+    assert 0 < len(frames) < 300  # playable, cut where Ctrl-C came
+
+    empty = tmp_path / "discard"
+    empty.mkdir()
+    gone = _interrupt_render(empty, source, "--discard-partial")
+    assert gone.returncode == EXIT_INTERRUPTED, gone.stderr
+    assert "Traceback" not in gone.stderr
+    assert list(empty.iterdir()) == []
 
 
 def test_render_image(tmp_path: Path, image_path) -> None:

@@ -16,6 +16,7 @@ applies from the next frame. For parallel work, use one Session per thread.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -701,6 +702,8 @@ class Session:
             self._closed = True
             self._tracker.close()
             self._compositor.close()
+            self._analyzer = None  # the ONNX Runtime session and its buffers, now
+            _return_free_memory()
 
     def __enter__(self) -> Session:
         return self
@@ -753,6 +756,20 @@ def open_sink(path: str | Path, source: Source, keep_partial: bool = True) -> Si
         audio_from=source.path if isinstance(source, VideoFileSource) else None,
         keep_partial=keep_partial,
     )
+
+
+def _return_free_memory() -> None:
+    """Hand memory freed by a closed session back to the system (glibc only).
+
+    MediaPipe graphs, ONNX Runtime sessions and compiled shaders free many small blocks;
+    glibc keeps them in its heap, so without this a process that opens and closes sessions
+    grows by tens of MB before it levels off although nothing leaks."""
+    try:
+        libc = ctypes.CDLL(None)
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl)
+        return
+    trim(0)
 
 
 def _restore_layout(rgb: np.ndarray, like: np.ndarray) -> np.ndarray:

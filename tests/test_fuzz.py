@@ -28,11 +28,14 @@ def _write_video(
         stream = container.add_stream("libx264" if path.suffix != ".avi" else "mjpeg", rate=30)
         if rotation:
             stream.set_display_rotation(rotation)
-        stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
+        stream.width, stream.height = (
+            (frames[0].shape[1], frames[0].shape[0]) if frames else (64, 64)
+        )
         stream.pix_fmt = "yuv420p" if path.suffix != ".avi" else "yuvj420p"
         stream.time_base = Fraction(1, 1000)
         stream.codec_context.time_base = Fraction(1, 1000)  # keep milliseconds exact
         stream.codec_context.options = {"bframes": "0"}  # irregular pts need no reordering
+        container.start_encoding()  # the header, even with no frames
         for i, image in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts = pts[i] if pts else i * 33
@@ -80,6 +83,16 @@ def test_an_empty_file(tmp_path: Path, capsys) -> None:
     source = tmp_path / "empty.mov"
     source.write_bytes(b"")
     _error_case(source, capsys)
+
+
+def test_zero_frame_video(tmp_path: Path, capsys) -> None:
+    """A valid AVI whose video stream holds no frames (MP4 and Matroska drop such a track)."""
+    source = tmp_path / "nothing.avi"
+    _write_video(source, [])
+    with av.open(str(source)) as container:  # well-formed: it opens and has a video stream
+        assert container.streams.video and container.streams.video[0].frames == 0
+    text = _error_case(source, capsys)
+    assert "no decodable video frames" in text
 
 
 def test_audio_only_file(tmp_path: Path, capsys) -> None:

@@ -74,6 +74,9 @@ def _interrupt_render(folder: Path, source: Path, *extra: str) -> subprocess.Com
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A job started in the background by a non-interactive shell (as CI scripts may run
+        # the suite) inherits SIGINT ignored; the render must see it as a terminal's Ctrl-C.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:

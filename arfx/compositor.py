@@ -19,6 +19,7 @@ area is read back. On a CPU renderer this is most of the frame time saved.
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +67,31 @@ def create_context(backend: str | None = "egl") -> moderngl.Context:
         ) from exc
 
 
+def gil_free_finish(backend: str | None) -> Callable[[], None] | None:
+    """``glFinish`` called through ctypes, which lets other Python threads run meanwhile
+    (None where it cannot be found: then moderngl waits, holding the GIL).
+
+    moderngl keeps Python's GIL for the whole of every call, and a read-back waits until
+    the renderer has drawn the frame, which on a software renderer is most of a frame's
+    time. Finishing through ctypes first, which releases the GIL, leaves the read-back only
+    the copy, so a pipeline's analysis thread runs while this one waits for the GPU.
+    """
+    if backend == "egl":
+        library, getter = "libEGL.so.1", "eglGetProcAddress"
+    else:  # moderngl's default on Linux: GLX
+        library, getter = "libGL.so.1", "glXGetProcAddressARB"
+    try:
+        lookup = getattr(ctypes.CDLL(library), getter)
+    except (OSError, AttributeError):  # another platform, or no such library
+        return None
+    lookup.restype = ctypes.c_void_p
+    lookup.argtypes = [ctypes.c_char_p]
+    address = lookup(b"glFinish")
+    if not address:
+        return None
+    return ctypes.CFUNCTYPE(None)(address)
+
+
 def landmark_array(faces: Sequence[Any]) -> np.ndarray:
     """(MAX_FACES, LANDMARKS, 4) float32: x, y pixels, z, and 1 where the point exists."""
     out = np.zeros((MAX_FACES, LANDMARKS, 4), dtype=np.float32)
@@ -102,6 +128,7 @@ class Compositor:
 
     def __init__(self, *, backend: str | None = "egl") -> None:
         self.ctx = create_context(backend)
+        self._finish = gil_free_finish(backend) or self.ctx.finish
         # Read now, while the new context is current; later reads may find it inactive.
         self.renderer = str(self.ctx.info.get("GL_RENDERER", "unknown"))
         # Compiled passes per spec object; the spec is kept so its id() cannot be reused.
@@ -178,6 +205,7 @@ class Compositor:
             if current is self._source:
                 return image.copy()
             framebuffer = self._framebuffer(current)
+            self._finish()  # wait for the renderer without holding the GIL (see above)
             if area is None:
                 out = np.empty((height, width, 3), dtype=np.uint8)
                 framebuffer.read_into(out, components=3, alignment=1)

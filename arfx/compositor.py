@@ -281,7 +281,10 @@ class Compositor:
             try:
                 if vao is None:  # a mesh pass copies its input itself, inside the scissor
                     framebuffer.scissor = area if rects is not None else None
-                    self._meshes().draw(effect, index, program, frame, params, framebuffer, unit)
+                    boxes = uniforms.get("arfx_mesh_boxes")
+                    self._meshes().draw(
+                        effect, index, program, frame, params, framebuffer, unit, boxes
+                    )
                 elif rects is None:
                     vao.render(moderngl.TRIANGLES, vertices=3)
                 else:

@@ -39,8 +39,11 @@ FAR_MM = 20_000.0
 """Far clipping plane, millimetres."""
 MSAA_SAMPLES = 4
 REGION_MARGIN = 0.35
-"""A mesh pass draws inside each face's box grown by this fraction of its size on every
-side (the multisampled buffer is only filled and resolved there: llvmpipe pays per sample)."""
+"""The multisampled buffer is only filled and resolved where a model can be (llvmpipe pays
+per sample): the box the pass's hooks give as ``arfx_mesh_boxes``, else each face's box grown
+by this fraction of its size on every side."""
+MESH_BOX_MARGIN = 2.0
+"""Pixels around a hook's ``arfx_mesh_boxes``: multisampled edges reach half a pixel out."""
 _CACHED_MODELS = 4
 _ALPHA_MODES = {mode: i for i, mode in enumerate(gltf.ALPHA_MODES)}
 
@@ -97,20 +100,36 @@ def projection_matrix(
     )
 
 
+def _mesh_box(face: Any, index: int, mesh_boxes: Any) -> tuple[float, float, float, float]:
+    """Where face ``index``'s model can be on screen: the hooks' box for it grown by
+    MESH_BOX_MARGIN pixels, or else the face's landmark box grown by REGION_MARGIN."""
+    if mesh_boxes is not None:
+        x0, y0, x1, y1 = (float(v) for v in np.asarray(mesh_boxes, dtype=np.float64)[index])
+        if x1 > x0 and y1 > y0:
+            return (
+                x0 - MESH_BOX_MARGIN,
+                y0 - MESH_BOX_MARGIN,
+                x1 + MESH_BOX_MARGIN,
+                y1 + MESH_BOX_MARGIN,
+            )
+    x0, y0, x1, y1 = face.box
+    grow = REGION_MARGIN * max(x1 - x0, y1 - y0)
+    return x0 - grow, y0 - grow, x1 + grow, y1 + grow
+
+
 def _region(
     boxes: list[tuple[float, float, float, float]], size: tuple[int, int]
 ) -> tuple[int, int, int, int] | None:
-    """(x, y, width, height) in pixels holding every box grown by REGION_MARGIN, inside the
-    frame; None if that is empty. Rows count from the image's top, as GL's do here."""
+    """(x, y, width, height) in pixels holding every box, inside the frame; None if that is
+    empty. Rows count from the image's top, as GL's do here."""
     if not boxes:
         return None
     width, height = size
     x0 = y0 = float("inf")
     x1 = y1 = float("-inf")
     for bx0, by0, bx1, by1 in boxes:
-        grow = REGION_MARGIN * max(bx1 - bx0, by1 - by0)
-        x0, y0 = min(x0, bx0 - grow), min(y0, by0 - grow)
-        x1, y1 = max(x1, bx1 + grow), max(y1, by1 + grow)
+        x0, y0 = min(x0, bx0), min(y0, by0)
+        x1, y1 = max(x1, bx1), max(y1, by1)
     left, top = max(int(np.floor(x0)), 0), max(int(np.floor(y0)), 0)
     right, bottom = min(int(np.ceil(x1)), width), min(int(np.ceil(y1)), height)
     if right <= left or bottom <= top:
@@ -278,9 +297,12 @@ class MeshRenderer:
         params: dict[str, Any],
         target: moderngl.Framebuffer,
         texture_unit: int,
+        mesh_boxes: Any = None,
     ) -> None:
         """Draw pass ``index`` of ``effect`` into ``target``. The pass's uniforms are set on
-        ``program`` and its input image is bound to texture unit 0."""
+        ``program`` and its input image is bound to texture unit 0. ``mesh_boxes`` (the hooks'
+        ``arfx_mesh_boxes``: per face, the pixel box its model covers, zeros if unknown)
+        confines the multisampled drawing, the costly part on a CPU renderer, to them."""
         from .compositor import MAX_FACES, _set
 
         spec = effect.spec
@@ -298,7 +320,7 @@ class MeshRenderer:
         _set(self._copy, "u_frame", 0)
         target.use()
         self._copy_vao.render(moderngl.TRIANGLES, vertices=3)
-        region = _region([face.box for _, face in faces], (width, height))
+        region = _region([_mesh_box(face, i, mesh_boxes) for i, face in faces], (width, height))
         if region is None:
             return
         layer = self._ensure_layer((width, height))

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from arfx import eyewear, gltf
+from arfx import eyewear, gltf, meshpass
 from arfx.cli import EXIT_OK, main
 from arfx.compositor import Compositor
 from arfx.effect import Effect, EffectSpec, FrameContext
@@ -293,6 +293,33 @@ def test_temples_are_hidden_behind_the_head_at_a_yaw_of_40_degrees(compositor, t
     assert _changed_at(without, image, near).mean() > 0.9
     # Without a face nothing is drawn: the frame comes back bit-identical.
     assert np.array_equal(_render(compositor, occluded, image, [], camera), image)
+
+
+@pytest.mark.parametrize(
+    ("yaw", "params"),
+    [(0.0, {}), (40.0, {}), (-35.0, {"scale": 1.6, "tilt": 20.0}), (20.0, {"offset_z": -20.0})],
+)
+def test_the_hooks_mesh_boxes_hold_every_pixel_the_glasses_change(
+    compositor, monkeypatch, yaw: float, params: dict
+) -> None:
+    """The hooks' ``arfx_mesh_boxes`` confine multisampling to the projected model: the
+    output is bit-identical to multisampling the whole frame. (The face's box grown by
+    REGION_MARGIN, used before, cut the temples of wide glasses on a turned head.)"""
+    monkeypatch.setattr(meshpass, "REGION_MARGIN", 10.0)  # without boxes: the whole frame
+    effect = Effect(EffectSpec.load(EFFECT), **params)
+    face, camera = _turned_face(yaw)
+    image = np.full((480, 640, 3), 120, np.uint8)
+    frame = FrameContext(image=image, faces=[face], masks={}, camera=camera)
+    uniforms = effect.uniforms(frame, effect.params)
+    x0, y0, x1, y1 = uniforms["arfx_mesh_boxes"][0]
+    assert x1 > x0 and y1 > y0
+    tight = compositor.render(frame, [(effect, uniforms)])
+    loose = dict(uniforms)
+    del loose["arfx_mesh_boxes"]
+    assert np.array_equal(tight, compositor.render(frame, [(effect, loose)]))
+    ys, xs = np.nonzero(np.any(tight != image, axis=2))
+    assert len(xs) > 500
+    assert xs.min() >= x0 - 2 and xs.max() <= x1 + 2 and ys.min() >= y0 - 2 and ys.max() <= y1 + 2
 
 
 def test_the_fit_is_smoothed_over_consecutive_video_frames() -> None:

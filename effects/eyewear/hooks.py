@@ -26,7 +26,8 @@ from arfx.pose import camera_matrix
 
 FOLDER = Path(__file__).resolve().parent
 MAX_MATERIALS = 32  # u_material_role's length in eyewear.frag
-_fits: dict[tuple[Path, str], tuple[gltf.Model, eyewear.Fit]] = {}
+# Per (model file, front): the model, its fit and the 8 corners of its bounding box.
+_fits: dict[tuple[Path, str], tuple[gltf.Model, eyewear.Fit, np.ndarray]] = {}
 _pictures: dict[Path, tuple[tuple[int, int], tuple[float, float, float, float], float]] = {}
 _widths: dict[int, tuple[int, np.ndarray, float]] = {}  # face id -> (frame index, centre, factor)
 _SMOOTHING = 0.2  # weight of the newest frame's width factor
@@ -46,7 +47,7 @@ def uniforms(frame: FrameContext, params: Mapping[str, Any]) -> dict[str, Any]:
             widths[i] = eyewear.FRAME_WIDTH * factor * params["scale"]
     if params["mode"] == "2d":
         return _overlay(frame, params, camera, widths)
-    return _model(frame, params, widths)
+    return _model(frame, params, camera, widths)
 
 
 def _smoothed(face: Any, index: int, factor: float) -> float:
@@ -69,26 +70,49 @@ def _smoothed(face: Any, index: int, factor: float) -> float:
     return factor
 
 
-def _model(frame: FrameContext, params: Mapping[str, Any], widths: np.ndarray) -> dict[str, Any]:
+def _model(
+    frame: FrameContext, params: Mapping[str, Any], camera: np.ndarray, widths: np.ndarray
+) -> dict[str, Any]:
     path = (FOLDER / params["model"]).resolve()
     model = gltf.load_cached(path)
     cached = _fits.get((path, params["front"]))
     if cached is None or cached[0] is not model:
-        cached = (model, eyewear.fit_model(model, params["front"]))
+        low, high = model.bounds()
+        corners = np.array(
+            [
+                [x, y, z]
+                for x in (low[0], high[0])
+                for y in (low[1], high[1])
+                for z in (low[2], high[2])
+            ]
+        )
+        cached = (model, eyewear.fit_model(model, params["front"]), corners)
         _fits[(path, params["front"])] = cached
-    fit = cached[1]
+    _, fit, corners = cached
     matrices = np.zeros((MAX_FACES, 4, 4), dtype=np.float32)
+    boxes = np.zeros((MAX_FACES, 4), dtype=np.float32)
     for i, face in enumerate(frame.faces[:MAX_FACES]):
         if face.pose is not None:
             matrix = fit.matrix(widths[i], params["offset_y"], params["offset_z"], params["tilt"])
             matrices[i] = matrix.T  # GLSL matrices are column-major
+            boxes[i] = _screen_box(corners @ matrix[:3, :3].T + matrix[:3, 3], face.pose, camera)
     roles = np.zeros(MAX_MATERIALS, dtype=np.int32)
     for i, material in enumerate(model.materials[:MAX_MATERIALS]):
         if material.alpha_mode == "BLEND":
             roles[i] = 2
         elif params["recolor"] or material.name.lower().startswith("frame"):
             roles[i] = 1
-    return {"u_model": matrices, "u_material_role": roles}
+    return {"u_model": matrices, "u_material_role": roles, "arfx_mesh_boxes": boxes}
+
+
+def _screen_box(corners: np.ndarray, pose: Any, camera: np.ndarray) -> np.ndarray:
+    """Pixel box (x0, y0, x1, y1) holding the model on screen: its bounding box's corners
+    (head frame, mm) projected, since a projected box holds the projection of all inside it.
+    Zeros (unknown: the renderer's default region) if a corner is behind the camera."""
+    if np.any(pose.to_camera(corners)[:, 2] <= 1.0):
+        return np.zeros(4, dtype=np.float32)
+    pixels = pose.project(corners, camera)
+    return np.concatenate([pixels.min(axis=0), pixels.max(axis=0)]).astype(np.float32)
 
 
 def _picture(path: Path) -> tuple[tuple[float, float, float, float], float]:

@@ -12,8 +12,8 @@
 // The shape model and the flakes live in lip coordinates from the mesh's lip contours: u
 // across the mouth (-1 at corner 61, +1 at corner 291), t across each lip (0 where the lips
 // meet, 1 at the outer edge), so both move with the lips, not with the screen.
-// Coverage is multiplied by the inner mouth and (with the face model) occlusion masks: no
-// paint on teeth, tongue or a hand in front of the mouth.
+// Coverage is multiplied by the inner mouth, (with the face model) occlusion and hands
+// masks: no paint on teeth, tongue or a hand in front of the mouth.
 //
 // The code runs straight through, with no early return: a software renderer (llvmpipe,
 // as in tests and CI) runs every branch for every pixel of the frame anyway, so whatever is
@@ -39,6 +39,7 @@ uniform float u_liner_width; // % of the mouth width
 uniform sampler2D u_mask_lips;
 uniform sampler2D u_mask_inner_mouth;        // teeth, tongue (both mask sources have it)
 uniform sampler2D u_mask_occlusion;          // all zero without the face model
+uniform sampler2D u_mask_hands;              // fingers (hand tracker); zero when off
 // Per face, from hooks.py:
 uniform float u_lip_luma[ARFX_MAX_FACES];    // mean linear luminance of the lips
 uniform float u_lip_peak[ARFX_MAX_FACES];    // their 99th-percentile linear luminance
@@ -161,6 +162,7 @@ void main() {
 
     // No paint on teeth, tongue or whatever the face model sees in front of the mouth.
     float occluder = smoothstep(0.15, 0.5, arfx_mask(u_mask_occlusion, px));
+    occluder = max(occluder, smoothstep(0.25, 0.75, arfx_mask(u_mask_hands, px)));
     float mouth = smoothstep(0.3, 0.7, arfx_mask(u_mask_inner_mouth, px));
     float visible = (1.0 - mouth) * (1.0 - occluder);
     visible *= float(found >= 0);

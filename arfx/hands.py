@@ -1,0 +1,145 @@
+"""Hands in front of the face: MediaPipe hand landmarks drawn as a soft frame-space mask.
+
+A hand over the mouth is the commonest occluder in selfie video, and the one the face model
+misses most (skin over skin). MediaPipe's hand tracker (bundled with ``mediapipe``, no
+download) finds the 21 points of each hand; the mask is the palm polygon plus a capsule per
+finger bone, as wide as a finger of that hand, anti-aliased. Effects read it as the
+``hands`` mask (lipstick leaves it unpainted).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import TracebackType
+
+import cv2
+import mediapipe as mp
+import numpy as np
+
+from .frame import as_rgb8
+
+HAND_MASKS: tuple[str, ...] = ("hands",)
+"""The mask names the hand tracker provides."""
+HAND_POINTS = 21
+_PALM = (0, 1, 2, 5, 9, 13, 17)
+_BONES = (
+    ((1, 2), (2, 3), (3, 4)),  # thumb, from its base
+    ((5, 6), (6, 7), (7, 8)),
+    ((9, 10), (10, 11), (11, 12)),
+    ((13, 14), (14, 15), (15, 16)),
+    ((17, 18), (18, 19), (19, 20)),
+)
+FINGER_WIDTH = 0.26
+"""A finger's width, in knuckle spans (index to little finger knuckle, points 5 to 17)."""
+THUMB_WIDTH = 1.15
+"""The thumb's width relative to the other fingers'."""
+MIN_SPAN_OF_LENGTH = 0.6
+"""A hand seen edge-on has a short knuckle span: finger widths are sized from at least this
+fraction of the palm's length (wrist to middle knuckle, points 0 to 9) instead."""
+_SHIFT = 4  # sub-pixel bits for OpenCV's drawing: 1/16 pixel
+
+
+@dataclass
+class Hand:
+    """One hand in one frame: ``landmarks`` (21, 2) float32 pixels (MediaPipe's order:
+    wrist 0, thumb 1-4, index 5-8, middle 9-12, ring 13-16, little 17-20) and MediaPipe's
+    confidence that it is a hand."""
+
+    landmarks: np.ndarray
+    score: float
+
+    @property
+    def finger_width(self) -> float:
+        """Pixels across one finger of this hand."""
+        points = self.landmarks
+        span = float(np.linalg.norm(points[5] - points[17]))
+        length = float(np.linalg.norm(points[0] - points[9]))
+        return FINGER_WIDTH * max(span, MIN_SPAN_OF_LENGTH * length, 1.0)
+
+
+class HandTracker:
+    """Finds and follows up to ``max_hands`` hands in RGB frames (MediaPipe Hands, the light
+    model). ``static_images``: detect in every frame (unrelated photos). A context manager;
+    ``close()`` frees the MediaPipe graph."""
+
+    def __init__(
+        self, *, max_hands: int = 2, static_images: bool = False, min_confidence: float = 0.5
+    ) -> None:
+        self._hands = mp.solutions.hands.Hands(
+            static_image_mode=static_images,
+            max_num_hands=max_hands,
+            model_complexity=0,
+            min_detection_confidence=min_confidence,
+            min_tracking_confidence=min_confidence,
+        )
+
+    def track(self, image: np.ndarray) -> list[Hand]:
+        if self._hands is None:
+            raise ValueError("HandTracker is closed")
+        image = as_rgb8(image, "image")
+        height, width = image.shape[:2]
+        if min(height, width) < 32:
+            return []
+        result = self._hands.process(image)
+        hands = []
+        scores = result.multi_handedness or []
+        for i, found in enumerate(result.multi_hand_landmarks or []):
+            points = np.array([(p.x * width, p.y * height) for p in found.landmark], np.float32)
+            score = float(scores[i].classification[0].score) if i < len(scores) else 1.0
+            hands.append(Hand(points, score))
+        return hands
+
+    def reset(self) -> None:
+        """Forget the hands being followed (a scene cut)."""
+        if self._hands is not None:
+            self._hands.reset()
+
+    def close(self) -> None:
+        if self._hands is not None:
+            self._hands.close()
+            self._hands = None
+
+    def __enter__(self) -> HandTracker:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def hand_mask(
+    hands: list[Hand], size: tuple[int, int], *, out: np.ndarray | None = None
+) -> np.ndarray:
+    """HxW uint8 mask (``size`` = (height, width)) of ``hands``: 255 on the hand, with
+    anti-aliased edges. Pass ``out`` to reuse a buffer (it is cleared first)."""
+    height, width = size
+    if out is None:
+        out = np.zeros((height, width), np.uint8)
+    else:
+        out.fill(0)
+    scale = float(1 << _SHIFT)
+    for hand in hands:
+        points = np.round(np.asarray(hand.landmarks, np.float64) * scale).astype(np.int32)
+        palm = cv2.convexHull(points[list(_PALM)])
+        cv2.fillConvexPoly(out, palm, 255, cv2.LINE_AA, _SHIFT)
+        width_px = hand.finger_width
+        for finger, bones in enumerate(_BONES):
+            thickness = width_px * (THUMB_WIDTH if finger == 0 else 1.0)
+            for a, b in bones:
+                cv2.line(
+                    out,
+                    tuple(points[a]),
+                    tuple(points[b]),
+                    255,
+                    max(int(round(thickness)), 1),
+                    cv2.LINE_AA,
+                    _SHIFT,
+                )
+            # The fingertip: the last point is the tip's centre, so round it off.
+            tip = tuple(points[bones[-1][1]])
+            cv2.circle(out, tip, int(round(thickness / 2 * scale)), 255, -1, cv2.LINE_AA, _SHIFT)
+    return out

@@ -1,0 +1,108 @@
+"""Hands in front of the face: the hand mask, and lipstick that leaves fingers unpainted."""
+
+from __future__ import annotations
+
+import itertools
+
+import av
+import numpy as np
+import pytest
+
+import arfx
+from arfx.hands import FINGER_WIDTH, Hand, HandTracker, hand_mask
+from arfx.masks import mesh_mask
+
+
+def _flat_hand(x: float = 100.0, y: float = 200.0, span: float = 40.0) -> Hand:
+    """A hand held up flat, fingers pointing up: knuckles ``span`` pixels apart."""
+    points = np.zeros((21, 2), np.float32)
+    points[0] = (x, y)
+    step = span / 3.0
+    for finger in range(1, 5):  # index .. little: knuckles 5, 9, 13, 17
+        base = 1 + 4 * finger
+        column = x - span / 2 + (finger - 1) * step
+        for joint in range(4):
+            points[base + joint] = (column, y - 60 - 25 * joint)
+    for joint in range(4):  # the thumb, out to the side
+        points[1 + joint] = (x + span / 2 + 15 * (joint + 1), y - 20 - 10 * joint)
+    return Hand(points, 1.0)
+
+
+def test_the_mask_covers_palm_and_fingers_with_soft_edges() -> None:
+    hand = _flat_hand()
+    mask = hand_mask([hand], (300, 240))
+    points = hand.landmarks
+    assert mask[int(points[0, 1]) - 30, int(points[0, 0])] == 255  # the palm
+    for bone in ((5, 6), (10, 11), (19, 20)):
+        middle = points[list(bone)].mean(axis=0)
+        assert mask[int(middle[1]), int(middle[0])] == 255  # along each finger
+    assert mask[5, 5] == 0 and mask[295, 235] == 0  # away from the hand
+    assert ((mask > 0) & (mask < 255)).sum() > 50  # anti-aliased edges
+    # Across the middle finger, halfway up: about one finger wide.
+    row = int(points[10:12, 1].mean())
+    column = int(points[10, 0])
+    across = mask[row] > 127
+    left = column - int(np.argmin(across[column::-1]))  # the run of pixels around the bone
+    right = column + int(np.argmin(across[column:]))
+    assert abs((right - left - 1) - FINGER_WIDTH * 40.0) <= 2.0
+    reused = np.full((300, 240), 7, np.uint8)
+    assert np.array_equal(hand_mask([hand], (300, 240), out=reused), mask)
+    assert not hand_mask([], (300, 240)).any()
+
+
+def _frames(video_path, count: int) -> list[np.ndarray]:
+    with av.open(str(video_path("WolfgangLanger_Pexels.mp4"))) as container:
+        frames = itertools.islice(container.decode(video=0), count)
+        return [f.to_ndarray(format="rgb24") for f in frames]
+
+
+@pytest.fixture
+def hand_over_mouth(video_path) -> list[np.ndarray]:
+    """WolfgangLanger_Pexels.mp4 up to frame 60, where fingers cover most of the lips."""
+    return _frames(video_path, 61)
+
+
+def test_the_tracker_finds_the_hand_over_the_mouth(hand_over_mouth) -> None:
+    with HandTracker() as tracker:
+        hands = [tracker.track(frame) for frame in hand_over_mouth]
+    assert not hands[30]  # both hands out of view
+    assert len(hands[60]) == 1
+    assert hands[60][0].finger_width > 8
+
+
+def _render(frames: list[np.ndarray], hands: bool) -> tuple[np.ndarray, list]:
+    options = arfx.SessionOptions(hands=hands, pipelined=False)
+    with arfx.Session(["lipstick:color=#c0122f"], options) as session:
+        outputs = [session.process(frame, time=i / 25.0) for i, frame in enumerate(frames)]
+        faces = session.analyze(frames[-1])
+    return np.stack(outputs), faces
+
+
+def test_lipstick_leaves_fingers_over_the_mouth_unpainted(hand_over_mouth) -> None:
+    frames = hand_over_mouth
+    with_hands, faces = _render(frames, hands=True)
+    without, _ = _render(frames, hands=False)
+    with HandTracker() as tracker:
+        for frame in frames:
+            hands = tracker.track(frame)
+    fingers = hand_mask(hands, frames[-1].shape[:2]) > 200
+    lips = mesh_mask(faces[0].landmarks, frames[-1].shape[:2], "lips") > 0
+    covered = fingers & lips  # where the mesh puts lips behind the fingers
+    assert covered.sum() > 300
+
+    def painted(output: np.ndarray) -> np.ndarray:
+        return np.abs(output.astype(int) - frames[-1]).max(axis=2) > 12
+
+    assert painted(without[-1])[covered].mean() > 0.3  # the masks alone paint the fingers
+    assert painted(with_hands[-1])[covered].mean() < 0.03  # the hands mask keeps them bare
+    # Frame 30 has no hand: both sessions paint the lips the same.
+    assert np.array_equal(with_hands[30], without[30])
+    assert painted(with_hands[30]).sum() > 500
+
+
+def test_hands_can_be_turned_off(image_path) -> None:
+    options = arfx.SessionOptions(hands=False, static_images=True)
+    with arfx.Session(["lipstick"], options) as session:
+        assert "hands" not in session._available_masks
+        session.process(np.zeros((64, 64, 3), np.uint8))
+        assert session._hand_tracker is None

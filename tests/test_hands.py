@@ -106,3 +106,26 @@ def test_hands_can_be_turned_off(image_path) -> None:
         assert "hands" not in session._available_masks
         session.process(np.zeros((64, 64, 3), np.uint8))
         assert session._hand_tracker is None
+
+
+def test_glasses_hide_behind_fingers_rubbing_an_eye(video_path) -> None:
+    """WolfgangLanger_Pexels.mp4 frame 98: fingers over the left lens. The glasses are
+    drawn behind them (mesh masks here, so only the hands mask can hide them)."""
+    frames = _frames(video_path, 99)
+    outputs = {}
+    for hands in (True, False):
+        options = arfx.SessionOptions(hands=hands, masks="mesh", pipelined=False)
+        with arfx.Session(["eyewear"], options) as session:
+            for i, frame in enumerate(frames):
+                out = session.process(frame, time=i / 25.0)
+        outputs[hands] = out
+    with HandTracker() as tracker:
+        for frame in frames:
+            hands = tracker.track(frame)
+    fingers = hand_mask(hands, frames[-1].shape[:2]) > 200
+    drawn = np.abs(outputs[False].astype(int) - frames[-1]).max(axis=2) > 12
+    over = fingers & drawn  # glasses pixels that land on the fingers
+    assert over.sum() > 200
+    assert np.array_equal(outputs[True][over], frames[-1][over])  # hidden there
+    rest = drawn & ~fingers
+    assert np.abs(outputs[True].astype(int) - frames[-1]).max(axis=2)[rest].mean() > 12

@@ -6,9 +6,11 @@
 #include "mask.glsl"
 #include "material.glsl"
 
-// Something in front of the face (a hand rubbing an eye) hides the glasses too; zero on
-// mesh masks, which know no occluders.
+// Something in front of the face hides the glasses too: a hand (the hand tracker's
+// `hands` mask, sharp at the fingers' edges) or another occluder the face model sees (zero
+// on mesh masks, which know no occluders).
 uniform sampler2D u_mask_occlusion;
+uniform sampler2D u_mask_hands;
 
 in vec2 v_uv;
 in vec3 v_diffuse;
@@ -16,7 +18,8 @@ in vec3 v_specular;
 in float v_fresnel;
 
 void main() {
-    float hidden = arfx_mask(u_mask_occlusion, gl_FragCoord.xy);
+    float hidden = max(arfx_mask(u_mask_occlusion, gl_FragCoord.xy),
+                       arfx_mask(u_mask_hands, gl_FragCoord.xy));
     if (hidden > 0.5) discard;
     vec4 base = eyewear_material().color;
     if (u_has_base_texture) {

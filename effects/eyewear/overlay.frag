@@ -5,7 +5,8 @@
 #include "mask.glsl"
 
 uniform sampler2D u_image;                  // straight (not premultiplied) RGBA
-uniform sampler2D u_mask_occlusion;         // a hand in front of the face hides the glasses
+uniform sampler2D u_mask_occlusion;         // something in front of the face hides the glasses
+uniform sampler2D u_mask_hands;             // ... as does a hand
 uniform mat3 u_overlay[ARFX_MAX_FACES];     // pixel -> picture uv (homogeneous)
 uniform float u_overlay_on[ARFX_MAX_FACES]; // 1 where the face has a pose
 
@@ -22,7 +23,7 @@ void main() {
         if (any(lessThan(uv, vec2(0.0))) || any(greaterThan(uv, vec2(1.0)))) continue;
         vec4 glasses = texture(u_image, uv);
         if (glasses.a <= 0.0) continue;
-        float visible = 1.0 - arfx_mask(u_mask_occlusion, px);
+        float visible = 1.0 - max(arfx_mask(u_mask_occlusion, px), arfx_mask(u_mask_hands, px));
         color = mix(color, glasses.rgb, glasses.a * visible);
         touched = true;
     }

@@ -7,9 +7,11 @@ when a Session opens and closes. glibc serves a block of 128 KiB or more with it
 process. An application that opens and closes sessions then grows by tens of MB before it
 levels off, although nothing leaks. Two calls, both no-ops on other C libraries:
 
-- ``fix_mmap_threshold`` (when a Session starts): keep the threshold at 1 MiB, so large
-  blocks always go back to the system when freed; video frames of 1280x720 and up are such
-  blocks too, which costs a few page faults per frame. Not done when the environment sets
+- ``fix_mmap_threshold`` (when a Session starts): keep the threshold at 4 MiB, so large
+  blocks always go back to the system when freed. Blocks used every frame (a 1280x720 frame,
+  a face's class probabilities) stay below it and are reused from the heap: at 1 MiB the
+  page faults of mapping them afresh cost several ms a frame. Frames of 1920x1080 and up are
+  mapped, as glibc does before it raises the threshold. Not done when the environment sets
   ``MALLOC_MMAP_THRESHOLD_`` (the application's own choice).
 - ``return_free_memory`` (when a Session closes): ``malloc_trim(0)``, which hands free pages
   inside the heap back as well.
@@ -21,7 +23,7 @@ import ctypes
 import os
 from collections.abc import Callable
 
-MMAP_THRESHOLD = 1 << 20
+MMAP_THRESHOLD = 4 << 20
 """Bytes from which glibc serves a block with mmap (returned to the system when freed)."""
 _M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
 

@@ -24,6 +24,12 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
+def _effects_option(parser: argparse.ArgumentParser, text: str) -> None:
+    """``--effect SPEC`` (repeatable) into ``args.effects``, as the batch and bench commands
+    take it; ``text`` is its help."""
+    parser.add_argument("--effect", action="append", dest="effects", metavar="SPEC", help=text)
+
+
 def _session_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--effect",
@@ -162,12 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     batch.add_argument("input", type=Path, help="folder of inputs (searched recursively)")
     batch.add_argument("output", type=Path, help="folder for the outputs (same relative paths)")
-    batch.add_argument(
-        "--effect",
-        action="append",
-        dest="effects",
-        metavar="SPEC",
-        help="effect to apply, e.g. lipstick:color=#a3122f (repeatable; default lipstick)",
+    _effects_option(
+        batch, "effect to apply, e.g. lipstick:color=#a3122f (repeatable; default lipstick)"
     )
     batch.add_argument(
         "--workers",
@@ -215,12 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     stability.add_argument(
         "--video", type=Path, action="append", default=[], help="real video (repeatable)"
     )
-    stability.add_argument(
-        "--effect",
-        action="append",
-        dest="effects",
-        metavar="SPEC",
-        help="effects rendered in the video test (default: lipstick and hair_color)",
+    _effects_option(
+        stability, "effects rendered in the video test (default: lipstick and hair_color)"
     )
     stability.add_argument(
         "--frames", type=_positive_int, default=90, help="frames of the static test"
@@ -244,13 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="stage times, frames/s against plain decode+encode, live latency, memory",
     )
     throughput.add_argument("--video", type=Path, required=True, help="the video to render")
-    throughput.add_argument(
-        "--effect",
-        action="append",
-        dest="effects",
-        metavar="SPEC",
-        help="effects to render (default: lipstick, hair_color and eyewear)",
-    )
+    _effects_option(throughput, "effects to render (default: lipstick, hair_color and eyewear)")
     throughput.add_argument(
         "--frames",
         type=_positive_int,
@@ -284,13 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
         "soak", help="loop a video through everything; memory, threads, files, GL objects"
     )
     soak.add_argument("--video", type=Path, required=True, help="the video to loop")
-    soak.add_argument(
-        "--effect",
-        action="append",
-        dest="effects",
-        metavar="SPEC",
-        help="effects (default: lipstick, hair_color and eyewear)",
-    )
+    _effects_option(soak, "effects (default: lipstick, hair_color and eyewear)")
     soak.add_argument("--minutes", type=float, default=10.0, help="how long to run")
     soak.add_argument("--interval", type=float, default=10.0, help="seconds between samples")
     soak.add_argument("--warmup", type=float, default=60.0, help="seconds before growth is counted")

@@ -17,6 +17,7 @@ import mediapipe as mp
 import numpy as np
 
 from .frame import as_rgb8
+from .tracking import MIN_IMAGE_SIDE
 
 HAND_MASKS: tuple[str, ...] = ("hands",)
 """The mask names the hand tracker provides."""
@@ -78,7 +79,7 @@ class HandTracker:
             raise ValueError("HandTracker is closed")
         image = as_rgb8(image, "image")
         height, width = image.shape[:2]
-        if min(height, width) < 32:
+        if min(height, width) < MIN_IMAGE_SIDE:
             return []
         result = self._hands.process(image)
         hands = []

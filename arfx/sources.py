@@ -363,17 +363,13 @@ class ImageSource(Source):
         for path in self.paths:
             if not path.is_file():
                 raise SourceError(f"{path}: file not found")
-        first = self._load(self.paths[0])
+        first = read_image(self.paths[0])
         self.height, self.width = first.shape[:2]
-
-    @staticmethod
-    def _load(path: Path) -> np.ndarray:
-        return read_image(path)
 
     def __iter__(self) -> Iterator[Frame]:
         index = 0
         for path in self.paths:
-            image = self._load(path)
+            image = read_image(path)
             for _ in range(self.repeat):
                 yield Frame(
                     image=image,

@@ -67,3 +67,13 @@ def remux_faststart(src: Path, dst: Path) -> None:
                 continue
             packet.stream = mapping[packet.stream.index]
             out.mux(packet)
+
+
+def write_tone(path: Path, codec: str, rate: int, samples: np.ndarray, sample_format: str) -> None:
+    """An audio-only file: one mono frame of ``samples`` encoded with ``codec``."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=rate)
+        frame = av.AudioFrame.from_ndarray(samples[None, :], format=sample_format, layout="mono")
+        frame.sample_rate = rate
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)

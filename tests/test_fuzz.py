@@ -18,7 +18,7 @@ import pytest
 
 from arfx.cli import EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, main
 
-from .helpers import decode
+from .helpers import decode, write_tone
 
 
 def _write_video(
@@ -97,15 +97,8 @@ def test_zero_frame_video(tmp_path: Path, capsys) -> None:
 
 def test_audio_only_file(tmp_path: Path, capsys) -> None:
     source = tmp_path / "voice.m4a"
-    with av.open(str(source), "w") as container:
-        stream = container.add_stream("aac", rate=16000)
-        samples = (np.sin(np.arange(16000) / 10.0) * 0.3).astype(np.float32)[None, :]
-        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
-        frame.sample_rate = 16000
-        for packet in stream.encode(frame):
-            container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    samples = (np.sin(np.arange(16000) / 10.0) * 0.3).astype(np.float32)
+    write_tone(source, "aac", 16000, samples, "fltp")
     text = _error_case(source, capsys)
     assert "video" in text.lower()
 

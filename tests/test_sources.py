@@ -24,6 +24,7 @@ from arfx.sources import (
 )
 
 from .fakecamera import FakeCamera
+from .helpers import write_tone
 
 # --- VideoFileSource ----------------------------------------------------------------------
 
@@ -81,13 +82,8 @@ def test_not_a_media_file(tmp_path):
 
 def test_file_without_video_stream(tmp_path):
     wav = tmp_path / "tone.wav"
-    with av.open(str(wav), "w") as out:
-        stream = out.add_stream("pcm_s16le", rate=8000)
-        samples = (np.sin(np.arange(800) / 5.0) * 8000).astype(np.int16)[None, :]
-        frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
-        frame.sample_rate = 8000
-        for packet in itertools.chain(stream.encode(frame), stream.encode(None)):
-            out.mux(packet)
+    samples = (np.sin(np.arange(800) / 5.0) * 8000).astype(np.int16)
+    write_tone(wav, "pcm_s16le", 8000, samples, "s16")
     with pytest.raises(SourceError, match=r"tone\.wav: no video stream"):
         VideoFileSource(wav)
 

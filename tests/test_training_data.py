@@ -137,6 +137,29 @@ def test_train_augmentation_varies(cache):
     np.testing.assert_array_equal(first["image"], replay["image"])  # reproducible from seed
 
 
+def test_fake_previous_masks_move_as_far_as_configured():
+    """The fake previous mask is the label moved and grown or shrunk: by little with the
+    defaults, and further with a larger ``previous_shift`` and ``previous_grow`` (so the
+    network learns to correct a wrong previous mask from the image, not to copy it)."""
+    from arfx.training.augment import fake_previous
+
+    label = np.zeros((1, SIZE, SIZE), np.float32)
+    label[0, 96:160, 80:176] = 1.0
+
+    def mean_iou(**knobs) -> float:
+        values = []
+        for seed in range(24):
+            fake = fake_previous(label, np.random.default_rng(seed), **knobs)[0] >= 0.5
+            truth = label[0] > 0
+            values.append((fake & truth).sum() / (fake | truth).sum())
+        return float(np.mean(values))
+
+    near, far = mean_iou(), mean_iou(shift=0.06, grow=8)
+    assert 0.75 < near < 0.98, near  # moved, but still the label's shape
+    assert far < near - 0.08, (near, far)
+    assert AugmentConfig().previous_grow == 2 and AugmentConfig().previous_shift == 0.02
+
+
 def test_landmarks_round_trip_to_frame(cache):
     samples = FaceSamples(cache, "val", augment=False)
     checked = set()

@@ -289,3 +289,22 @@ def test_warm_start_from_onnx_reproduces_the_exported_model(tmp_path):
     other = FaceNet(FaceNetConfig(width=TINY.width, expand=TINY.expand, full_res=16))
     with pytest.raises(ValueError, match="shape"):
         load_onnx_weights(other, path, calibration)
+
+
+def test_overrides_set_typed_fields_and_refuse_unknown_names():
+    """``--augment`` and ``--loss-weights``: each value takes its field's type, and a typo or
+    a field that is not a number stops the run before it starts."""
+    from arfx.training.augment import AugmentConfig
+    from arfx.training.train import parse_loss_weights, parse_overrides
+
+    config = parse_overrides("context_zero=0.6, previous_grow=5", AugmentConfig, "--augment")
+    assert config.context_zero == 0.6 and config.previous_grow == 5
+    assert isinstance(config.previous_grow, int)
+    assert config.flip == AugmentConfig().flip  # untouched fields keep their defaults
+    assert parse_loss_weights("dice=1").dice == 1.0
+    with pytest.raises(SystemExit, match="unknown name 'context_zeroo'"):
+        parse_overrides("context_zeroo=0.6", AugmentConfig, "--augment")
+    with pytest.raises(SystemExit, match="previous_grow='2.5' is not a int"):
+        parse_overrides("previous_grow=2.5", AugmentConfig, "--augment")
+    with pytest.raises(SystemExit, match="scale is not a number"):
+        parse_overrides("scale=1.1", AugmentConfig, "--augment")

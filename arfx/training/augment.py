@@ -57,6 +57,11 @@ class AugmentConfig:
     """Share of occluders that are hands (the rest: rectangles, ellipses, polygons)."""
     context_zero: float = 0.3
     """Chance that the fake previous masks are all zeros (a new track)."""
+    previous_shift: float = 0.02
+    """Largest shift of a fake previous mask, of the crop size, each axis."""
+    previous_grow: int = 2
+    """Largest growth or shrinkage of a fake previous mask, pixels. A previous mask that is
+    almost the label teaches the network to copy it instead of reading the image."""
     blur: float = 0.15
     motion_blur: float = 0.1
     noise: float = 0.3
@@ -306,14 +311,20 @@ def paste_occluder(image: np.ndarray, rgb: np.ndarray, alpha: np.ndarray) -> np.
 # ---------------------------------------------------------------- fake previous masks
 
 
-def fake_previous(masks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def fake_previous(
+    masks: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    shift: float = AugmentConfig.previous_shift,
+    grow: int = AugmentConfig.previous_grow,
+) -> np.ndarray:
     """Masks (C, H, W) float32 in [0, 1] as a previous frame's prediction warped into this
     crop would look: moved by a small affine and a smooth random displacement (the face
     moved, the warp was imperfect), each channel grown or shrunk a little, and softened."""
     c, h, w = masks.shape
     angle = rng.uniform(-4, 4)
     turn = cv2.getRotationMatrix2D((w / 2, h / 2), angle, rng.uniform(0.96, 1.04))
-    turn[:, 2] += rng.uniform(-0.02, 0.02, 2) * w
+    turn[:, 2] += rng.uniform(-shift, shift, 2) * w
     grid = rng.normal(0.0, rng.uniform(0.5, 2.5), size=(2, 5, 5)).astype(np.float32)
     dx = cv2.resize(grid[0], (w, h), interpolation=cv2.INTER_CUBIC)
     dy = cv2.resize(grid[1], (w, h), interpolation=cv2.INTER_CUBIC)
@@ -324,7 +335,7 @@ def fake_previous(masks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     out = np.empty_like(masks)
     for i in range(c):
         m = cv2.remap(masks[i], map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        r = int(rng.integers(-2, 3))
+        r = int(rng.integers(-grow, grow + 1))
         if r:
             kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * abs(r) + 1,) * 2)
             m = cv2.dilate(m, kernel) if r > 0 else cv2.erode(m, kernel)

@@ -320,7 +320,9 @@ class FaceSamples:
         if rng is not None and previous is not None and rng.random() >= config.context_zero:
             if occluded and rng.random() < 0.7:  # the hand was there in the previous frame too
                 previous = previous * (1.0 - occlusion)[None]
-            context[:3] = fake_previous(previous, rng)
+            context[:3] = fake_previous(
+                previous, rng, shift=config.previous_shift, grow=config.previous_grow
+            )
 
         if rng is not None:
             image = photometric(image, rng, config)

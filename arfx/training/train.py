@@ -23,12 +23,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..faceparts import CLASS_INDEX, IBUG_EYE_OUTER
+from .augment import AugmentConfig
 from .dataset import FaceSamples
 from .losses import IGNORE, LossWeights, geodesic, median_frequency_weights, multitask_loss
 from .model import FaceNet, FaceNetConfig, build, count_parameters
@@ -339,6 +341,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="",
         help="task weight overrides, e.g. occlusion=1.5,hair_soft=1 (see losses.LossWeights)",
     )
+    p.add_argument(
+        "--augment",
+        default="",
+        help="augmentation overrides, e.g. context_zero=0.6,previous_grow=5 "
+        "(see augment.AugmentConfig)",
+    )
     p.add_argument("--batch", type=int, default=12)
     p.add_argument("--mix", default="6,3,3", help="celebamask,udacity,video per batch")
     p.add_argument("--lr", type=float, default=3e-3, help="peak AdamW learning rate")
@@ -358,15 +366,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def parse_loss_weights(text: str) -> LossWeights:
-    """``name=value,...`` over LossWeights' defaults; an unknown name is an error."""
-    values = {}
+def parse_overrides(text: str, cls: type, option: str) -> Any:
+    """``name=value,...`` over the dataclass ``cls``'s defaults, each value converted to its
+    field's default's type; an unknown name is an error."""
+    defaults = cls()
+    values: dict[str, Any] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         name, _, value = item.partition("=")
-        if name not in LossWeights.__dataclass_fields__:
-            raise SystemExit(f"--loss-weights: unknown task {name!r}")
-        values[name] = float(value)
-    return LossWeights(**values)
+        if name not in cls.__dataclass_fields__:
+            raise SystemExit(f"{option}: unknown name {name!r}")
+        kind = type(getattr(defaults, name))
+        if kind not in (int, float):
+            raise SystemExit(f"{option}: {name} is not a number and cannot be set here")
+        try:
+            values[name] = kind(value)
+        except ValueError:
+            raise SystemExit(f"{option}: {name}={value!r} is not a {kind.__name__}") from None
+    return cls(**values)
+
+
+def parse_loss_weights(text: str) -> LossWeights:
+    """``name=value,...`` over LossWeights' defaults; an unknown name is an error."""
+    return parse_overrides(text, LossWeights, "--loss-weights")
 
 
 def init_weights(net: FaceNet, path: Path, samples: FaceSamples, images: int = 96) -> None:
@@ -407,7 +428,8 @@ def main(argv: list[str] | None = None) -> None:
     net = build(config).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
 
-    train_set = FaceSamples(args.cache, "train", augment=True, seed=args.seed)
+    augment = parse_overrides(args.augment, AugmentConfig, "--augment")
+    train_set = FaceSamples(args.cache, "train", augment=True, seed=args.seed, config=augment)
     val_set = FaceSamples(args.cache, "val", augment=False, seed=args.seed)
     available = {k: train_set.kinds.count(k) for k in KINDS}
     mix = resolve_mix(args.mix, args.batch, available)
@@ -438,7 +460,8 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"FaceNet {asdict(config)}: {count_parameters(net) / 1e6:.2f}M params; "
         f"train {available}, val {len(val_set)}; batch {mix}; "
-        f"class weights {np.round(class_weights.numpy(), 2).tolist()}",
+        f"class weights {np.round(class_weights.numpy(), 2).tolist()}; "
+        f"loss weights {asdict(loss_weights)}; augment {asdict(augment)}",
         flush=True,
     )
 

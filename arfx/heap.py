@@ -15,12 +15,18 @@ levels off, although nothing leaks. Two calls, both no-ops on other C libraries:
   ``MALLOC_MMAP_THRESHOLD_`` (the application's own choice).
 - ``return_free_memory`` (when a Session closes): ``malloc_trim(0)``, which hands free pages
   inside the heap back as well.
+- ``PeriodicTrim`` (while a Session processes frames): the same every few seconds. In a long
+  stream the bytes in use stay flat, but MediaPipe's, ONNX Runtime's and our threads each
+  allocate from their own glibc arena, and the free pages left between live blocks stay
+  with the process: the 10-minute soak grew by 16 MB of free heap (``mallinfo2``: in use
+  flat at 170 MB, free 23 -> 34 MB) until trimmed.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import time
 from collections.abc import Callable
 
 MMAP_THRESHOLD = 4 << 20
@@ -49,3 +55,29 @@ def return_free_memory() -> None:
     trim = _libc_function("malloc_trim")
     if trim is not None:
         trim(0)
+
+
+class PeriodicTrim:
+    """``return_free_memory`` at most once per ``interval`` seconds, from ``tick`` calls.
+
+    One trim walks every arena (a few ms for a session's heap), so it is spread out; an
+    ``interval`` of 0 turns trimming off.
+    """
+
+    def __init__(self, interval: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = interval
+        self.trims = 0
+        self._clock = clock
+        self._last = clock()
+
+    def tick(self) -> bool:
+        """Trim if ``interval`` seconds have passed since the last trim; True if it did."""
+        if self.interval <= 0:
+            return False
+        now = self._clock()
+        if now - self._last < self.interval:
+            return False
+        self._last = now
+        return_free_memory()
+        self.trims += 1
+        return True

@@ -34,7 +34,7 @@ from .engine import Pipeline, PipelineError
 from .errors import ArfxError, EffectError, ParameterError, SinkError
 from .frame import Frame, as_rgb8
 from .hands import HAND_MASKS, HandTracker, hand_mask
-from .heap import fix_mmap_threshold, return_free_memory
+from .heap import PeriodicTrim, fix_mmap_threshold, return_free_memory
 from .inference import DEVICES, select_providers
 from .masks import MESH_MASKS, MeshMasks
 from .model import DEFAULT_MODEL, FaceAnalyzer, FaceModel, ModelMasks
@@ -99,6 +99,10 @@ class SessionOptions:
     """Track hands (MediaPipe Hands) in frames with faces when an effect reads the ``hands``
     mask, so that lipstick leaves fingers over the mouth unpainted. It costs a CPU 10-20 ms
     a frame; False leaves the mask empty."""
+    trim_interval: float = 10.0
+    """Seconds between hand-backs of free heap memory to the system while frames are
+    processed (``arfx.heap.PeriodicTrim``), so long streams stay flat in resident memory;
+    0 turns it off."""
     stabilizer: StabilizerOptions = field(default_factory=StabilizerOptions)
     """Temporal stabilisation of landmarks, pose and masks in video (not used with
     ``static_images``); ``StabilizerOptions.off()`` gives the raw values."""
@@ -114,6 +118,10 @@ class SessionOptions:
             raise ArfxError(f"queue_size must be an integer, got {self.queue_size!r}")
         if not 1 <= self.queue_size <= 64:
             raise ArfxError(f"queue_size must be in [1, 64], got {self.queue_size}")
+        if isinstance(self.trim_interval, bool) or not isinstance(self.trim_interval, (int, float)):
+            raise ArfxError(f"trim_interval must be a number, got {self.trim_interval!r}")
+        if not 0 <= self.trim_interval < float("inf"):
+            raise ArfxError(f"trim_interval must be >= 0 seconds, got {self.trim_interval}")
         if not isinstance(self.stabilizer, StabilizerOptions):
             raise ArfxError(
                 f"stabilizer must be a StabilizerOptions, got {type(self.stabilizer).__name__}"
@@ -174,6 +182,7 @@ class Session:
         if device is not None:
             options = replace(options, device=device)
         self.options = options
+        self._trim = PeriodicTrim(options.trim_interval)  # long streams stay flat (arfx.heap)
         self.providers = select_providers(options.device)
         self.registry = EffectRegistry(options.effect_paths)
         self.effect_errors: dict[str, str] = {}
@@ -625,6 +634,7 @@ class Session:
         self, rgb: np.ndarray, index: int | None = None, time: float | None = None
     ) -> _Prepared:
         """Everything before the GPU: track, stabilise, analyse, masks, effect hooks."""
+        self._trim.tick()
         if index is None:
             index = self._index
         self._index = index + 1

@@ -73,3 +73,35 @@ def test_bench_soak_command(tmp_path: Path, video_path, capsys) -> None:
     assert report["growth"]["gl_objects"] == 0
     assert report["growth"]["threads"] == 0
     assert report["growth"]["open_files"] == 0
+
+
+def test_periodic_trim_hands_free_heap_pages_back() -> None:
+    """Free pages left between live heap blocks go back to the system on the next due
+    tick, and not before: real glibc, real resident memory."""
+    from arfx.heap import PeriodicTrim, fix_mmap_threshold
+    from arfx.throughput import resident_mb
+
+    now = [0.0]
+    trim = PeriodicTrim(10.0, clock=lambda: now[0])
+    fix_mmap_threshold()  # 256 KiB blocks come from the heap, not from their own mmap
+    blocks = [np.ones(256 * 1024, np.uint8) for _ in range(400)]  # 100 MiB, touched
+    del blocks[::2]  # 50 MiB of free holes between live blocks: glibc keeps them
+    before = resident_mb()
+    now[0] = 9.0
+    assert not trim.tick() and trim.trims == 0
+    assert resident_mb() > before - 5  # nothing was handed back early
+    now[0] = 10.0
+    assert trim.tick() and trim.trims == 1
+    assert resident_mb() < before - 30, (before, resident_mb())
+    assert not trim.tick()  # the next one waits another interval
+    assert not PeriodicTrim(0.0, clock=lambda: 100.0).tick()  # 0 turns it off
+    del blocks
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf"), "10", True])
+def test_trim_interval_is_checked(bad) -> None:
+    from arfx.errors import ArfxError
+    from arfx.session import SessionOptions
+
+    with pytest.raises(ArfxError, match="trim_interval"):
+        SessionOptions(trim_interval=bad)

@@ -5,8 +5,10 @@ worker processes, or as tasks on a Ray cluster (``ray`` is an optional dependenc
 ``pip install arfx[ray]``). A job whose worker fails or dies is retried up to ``retries``
 more times; what still fails is reported, never half-written: outputs appear under their
 final names only when complete (``VideoFileSink`` renders beside the target and renames).
-A file is always rendered whole by one worker, so its stabilisation runs over the whole
-video, exactly as a single-process render would.
+Locally a file is rendered whole by one worker. On Ray, ``chunk_seconds`` also splits long
+videos at keyframes into chunks rendered in parallel and joined without re-encoding
+(``arfx.chunks``: each chunk first primes its tracking on the seconds before it, so the
+output matches a whole-file render up to codec noise).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .chunks import Chunk, ChunkPlan, chunk_path, join_chunks, plan_chunks, render_chunk
 from .errors import ArfxError
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"})
@@ -63,6 +66,18 @@ class BatchSettings:
     model_path: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def session_options(self) -> Any:
+        """The ``SessionOptions`` every worker opens its session with."""
+        from .session import SessionOptions
+
+        return SessionOptions(
+            max_faces=self.max_faces,
+            device=self.device,
+            masks=self.masks,
+            model_path=self.model_path,
+            **self.extra,
+        )
+
 
 def find_jobs(in_dir: str | Path, out_dir: str | Path) -> list[BatchJob]:
     """Every video and image under ``in_dir`` (recursively, sorted), each with its output
@@ -88,20 +103,13 @@ def find_jobs(in_dir: str | Path, out_dir: str | Path) -> list[BatchJob]:
 
 def render_job(job: BatchJob, settings: BatchSettings, attempts_log: str | None = None) -> dict:
     """Render one job in this process; returns {"frames", "seconds"}. Runs in a worker."""
-    from .session import Session, SessionOptions
+    from .session import Session
 
     if attempts_log:  # one line per attempt started, so a killed attempt is counted too
         with open(attempts_log, "a", encoding="utf-8") as log:
             log.write(f"{os.getpid()}\n")
     job.output.parent.mkdir(parents=True, exist_ok=True)
-    options = SessionOptions(
-        max_faces=settings.max_faces,
-        device=settings.device,
-        masks=settings.masks,
-        model_path=settings.model_path,
-        **settings.extra,
-    )
-    with Session(list(settings.effects), options) as session:
+    with Session(list(settings.effects), settings.session_options()) as session:
         report = session.render(job.source, job.output, progress=False, keep_partial=False)
     return {"frames": report.frames, "seconds": report.seconds}
 
@@ -202,48 +210,132 @@ def run_ray(
     *,
     address: str | None = None,
     retries: int = 2,
+    chunk_seconds: float | None = None,
     on_result: Callable[[JobResult], None] | None = None,
 ) -> list[JobResult]:
-    """Render ``jobs`` as Ray tasks, one per file, on the cluster at ``address`` (None: the
-    one this process is connected to, else a new local one).
+    """Render ``jobs`` as Ray tasks on the cluster at ``address`` (None: the one this process
+    is connected to, else a new local one): one task per file, or with ``chunk_seconds``,
+    one per chunk of a video that long or longer (``arfx.chunks``), joined here when all
+    its chunks are done.
 
     Ray re-runs a task whose worker dies or raises, up to ``retries`` times. Attempts are
-    counted through a small log per job on this machine's disk (exact on a local cluster;
-    on a remote cluster without a shared disk only the final outcome is known).
+    counted through a small log per task on this machine's disk (exact on a local cluster;
+    on a remote cluster without a shared disk only the final outcome is known). Chunks are
+    written beside their output, so on a cluster OUT_DIR must be storage every node sees,
+    as it must be for whole files.
     """
     try:
         import ray
     except ImportError:
         raise ArfxError("--ray needs Ray: pip install 'arfx[ray]'") from None
+    if chunk_seconds is not None and chunk_seconds <= 0:
+        raise ArfxError(f"chunk seconds must be > 0, got {chunk_seconds}")
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
-    task = ray.remote(render_job).options(max_retries=retries, retry_exceptions=True, num_cpus=1)
+    options = {"max_retries": retries, "retry_exceptions": True, "num_cpus": 1}
+    whole_task = ray.remote(render_job).options(**options)
+    chunk_task = ray.remote(render_chunk_job).options(**options)
     results: dict[BatchJob, JobResult] = {}
     with tempfile.TemporaryDirectory(prefix="arfx-batch-") as logs:
         logs_dir = Path(logs)
-        refs = {}
+        refs: dict[Any, tuple[_RayJob, Path]] = {}
         for i, job in enumerate(jobs):
-            log = logs_dir / f"{i}.attempts"
-            refs[task.remote(job, settings, str(log))] = (job, log)
+            plan = _chunk_plan(job, chunk_seconds)
+            state = _RayJob(job, time.perf_counter())
+            if plan is None:
+                log = logs_dir / f"{i}.attempts"
+                refs[whole_task.remote(job, settings, str(log))] = (state, log)
+                state.pending = 1
+                continue
+            for chunk in plan.chunks:
+                log = logs_dir / f"{i}.{chunk.number}.attempts"
+                part = chunk_path(job.output, chunk.number)
+                state.parts.append(part)
+                refs[chunk_task.remote(job, chunk, part, settings, str(log))] = (state, log)
+            state.pending = len(plan.chunks)
         waiting = list(refs)
         while waiting:
             done, waiting = ray.wait(waiting, num_returns=1)
-            ref = done[0]
-            job, log = refs[ref]
-            attempts = _count_lines(log)
+            state, log = refs[done[0]]
+            state.attempts = max(state.attempts, _count_lines(log))
             try:
-                value = ray.get(ref)
-                result = JobResult(str(job.source), str(job.output), "ok", attempts, **value)
+                value = ray.get(done[0])
+                state.frames += value["frames"]
+                state.seconds += value["seconds"]
             except Exception as exc:  # noqa: BLE001 - Ray wraps the task's exception
                 cause = getattr(exc, "cause", None) or exc
-                message = str(cause) if isinstance(cause, ArfxError) else _first_line(cause)
-                result = JobResult(
-                    str(job.source), str(job.output), "failed", attempts, error=message
+                state.error = state.error or (
+                    str(cause) if isinstance(cause, ArfxError) else _first_line(cause)
                 )
-            results[job] = result
-            if on_result is not None:
-                on_result(result)
+            state.pending -= 1
+            if state.pending == 0:
+                result = state.finish()
+                results[state.job] = result
+                if on_result is not None:
+                    on_result(result)
     return [results[job] for job in jobs]
+
+
+def render_chunk_job(
+    job: BatchJob,
+    chunk: Chunk,
+    part: Path,
+    settings: BatchSettings,
+    attempts_log: str | None = None,
+) -> dict:
+    """Render one chunk of a job's video into ``part``; returns {"frames", "seconds"}."""
+    from .session import Session
+
+    if attempts_log:
+        with open(attempts_log, "a", encoding="utf-8") as log:
+            log.write(f"{os.getpid()}\n")
+    job.output.parent.mkdir(parents=True, exist_ok=True)
+    with Session(list(settings.effects), settings.session_options()) as session:
+        return render_chunk(job.source, chunk, part, session)
+
+
+def _chunk_plan(job: BatchJob, seconds: float | None) -> ChunkPlan | None:
+    """The job's chunks when it is a video long enough for two; None renders it whole
+    (also when the file cannot be read: the whole-file task then reports why)."""
+    if seconds is None or job.source.suffix.lower() not in VIDEO_SUFFIXES:
+        return None
+    try:
+        plan = plan_chunks(job.source, seconds=seconds)
+    except ArfxError:
+        return None
+    return plan if len(plan.chunks) > 1 else None
+
+
+@dataclass
+class _RayJob:
+    """A job on Ray: its pending tasks, and what they did so far."""
+
+    job: BatchJob
+    began: float
+    parts: list[Path] = field(default_factory=list)
+    pending: int = 0
+    attempts: int = 1
+    frames: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+    def finish(self) -> JobResult:
+        """The job's result: chunks joined into the output (or removed on failure)."""
+        source, output = str(self.job.source), str(self.job.output)
+        try:
+            if self.parts and self.error is None:
+                try:
+                    join_chunks(self.parts, self.job.output, audio_from=self.job.source)
+                except ArfxError as exc:
+                    self.error = str(exc)
+                # A chunked job's time is the wall time from submission to the join.
+                self.seconds = time.perf_counter() - self.began
+        finally:
+            for part in self.parts:
+                part.unlink(missing_ok=True)
+        if self.error is not None:
+            return JobResult(source, output, "failed", self.attempts, error=self.error)
+        return JobResult(source, output, "ok", self.attempts, self.frames, self.seconds)
 
 
 def _count_lines(path: Path) -> int:

@@ -187,6 +187,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ADDRESS",
         help="run on a Ray cluster (no ADDRESS: start a local one); needs arfx[ray]",
     )
+    batch.add_argument(
+        "--chunk-seconds",
+        type=float,
+        default=60.0,
+        help="with --ray: split videos at keyframes into chunks of at least this many "
+        "seconds, rendered in parallel and joined without re-encoding (0: whole files)",
+    )
     batch.add_argument("--max-faces", type=int, default=4, help="faces tracked per frame")
     batch.add_argument("--json", type=Path, help="also write the results as JSON here")
     bench = commands.add_parser("bench", help="speed benchmarks")
@@ -693,8 +700,11 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from .batch import BatchSettings, find_jobs, results_json, run_local, run_ray, summary_table
     from .registry import EffectRegistry
 
-    if args.workers < 0 or args.retries < 0:
-        print("arfx: error: --workers and --retries must be 0 or more", file=sys.stderr)
+    if args.workers < 0 or args.retries < 0 or args.chunk_seconds < 0:
+        print(
+            "arfx: error: --workers, --retries and --chunk-seconds must be 0 or more",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     effects = tuple(args.effects or ("lipstick",))
     registry = EffectRegistry()
@@ -716,7 +726,12 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
     if args.ray is not None:
         results = run_ray(
-            jobs, settings, address=args.ray or None, retries=args.retries, on_result=report
+            jobs,
+            settings,
+            address=args.ray or None,
+            retries=args.retries,
+            chunk_seconds=args.chunk_seconds or None,
+            on_result=report,
         )
     else:
         results = run_local(

@@ -454,6 +454,16 @@ class Session:
             )
         return replace(frame, image=out, faces=tuple(faces))
 
+    def prime(self, frame: Frame) -> None:
+        """Run a frame through everything but the drawing: tracking, stabilisation, the
+        model, masks and effect hooks. The frames after it then come out as they would in
+        the middle of the stream; this is how a chunk of a long file starts
+        (``arfx.chunks``)."""
+        with self._lock:
+            self._check_open()
+            rgb = as_rgb8(frame.image, f"frame {frame.index}")
+            self._prepare_frame(rgb, frame.index, frame.time)
+
     def stream(
         self, source: Source, *, pipelined: bool = False, live: bool = False
     ) -> Iterator[Frame]:

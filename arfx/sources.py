@@ -119,6 +119,20 @@ class VideoFileSource(Source):
         # while decoding means the file was cut short (other containers may only estimate).
         self._indexed = "mp4" in self._container.format.name.split(",")
         self._start_pts = int(self._stream.start_time or 0)
+        self._seek: tuple[int, int] | None = None
+
+    def seek(self, pts: int, index: int) -> None:
+        """Start iteration at the keyframe at ``pts`` (the stream's time base), which is
+        frame number ``index`` of the file: how one chunk of a long file is rendered
+        (``arfx.chunks``). Frames keep the file's own pts, time and numbering."""
+        if self._iterated:
+            raise SourceError(f"{self.name}: cannot seek once iteration has started")
+        if pts > self._start_pts:
+            try:
+                self._container.seek(pts, stream=self._stream, backward=True)
+            except av.FFmpegError as exc:
+                raise SourceError(f"{self.name}: cannot seek to pts {pts}: {exc}") from exc
+        self._seek = (pts, index)
 
     def __iter__(self) -> Iterator[Frame]:
         if self._container is None:
@@ -130,7 +144,8 @@ class VideoFileSource(Source):
         return self._active
 
     def _frames(self) -> Iterator[Frame]:
-        index = 0
+        first_pts, index = self._seek or (None, 0)
+        first_index = index
         packets = 0
         try:
             for packet in self._container.demux(self._stream):
@@ -139,23 +154,26 @@ class VideoFileSource(Source):
                     for av_frame in self._stream.decode(None):  # the good frames still queued
                         yield self._to_frame(av_frame, index)
                         index += 1
-                    if index == 0:
+                    if index == first_index:
                         raise SourceError(f"{self.name}: no decodable video frames (truncated)")
                     raise SourceError(
                         f"{self.name}: decode error at frame {index}: truncated or corrupt data"
                     )
                 for av_frame in packet.decode():
+                    if first_pts is not None and av_frame.pts is not None:
+                        if av_frame.pts < first_pts:  # a seek that landed early
+                            continue
                     yield self._to_frame(av_frame, index)
                     index += 1
         except av.FFmpegError as exc:
-            if index == 0:
+            if index == first_index:
                 raise SourceError(
                     f"{self.name}: no decodable video frames (decode error: {exc})"
                 ) from exc
             raise SourceError(f"{self.name}: decode error at frame {index}: {exc}") from exc
-        if index == 0:
+        if index == first_index:
             raise SourceError(f"{self.name}: no decodable video frames")
-        if self._indexed and self.frame_count and packets < self.frame_count:
+        if self._indexed and self.frame_count and first_pts is None and packets < self.frame_count:
             # MP4/MOV sample tables list every packet: the data ended before the index did.
             # (Compare packets, not frames: an edit list may hide a few decoded frames.)
             raise SourceError(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import os
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -27,6 +28,7 @@ from typing import Any
 import av
 
 from .errors import ArfxError, SourceError
+from .frame import Frame
 
 
 @dataclass(frozen=True)
@@ -114,19 +116,33 @@ def chunk_path(output: Path, number: int) -> Path:
     return output.with_name(f".{output.stem}.chunk{number:04d}.mp4")
 
 
-def render_chunk(source_path: Path, chunk: Chunk, output: Path, session: Any) -> dict[str, float]:
-    """Render ``chunk`` of ``source_path`` with ``session`` (an open ``arfx.Session``) into
-    the video file ``output`` (no audio); returns {"frames", "seconds"}."""
-    import time
+def chunk_frames(source_path: Path, chunk: Chunk, session: Any) -> Iterator[Frame]:
+    """The processed frames of ``chunk`` of ``source_path``, by ``session`` (an open
+    ``arfx.Session``), after priming it on the frames from ``chunk.warmup`` on."""
+    from .sources import VideoFileSource
 
+    session.reset()
+    with VideoFileSource(source_path) as source:
+        source.seek(chunk.warmup, chunk.warmup_index)
+        for frame in source:
+            if frame.pts is None:
+                raise SourceError(f"{source_path}: frame {frame.index} has no timestamp")
+            if chunk.end is not None and frame.pts >= chunk.end:
+                return
+            if frame.pts < chunk.start:
+                session.prime(frame)
+                continue
+            yield session.process_frame(frame)
+
+
+def render_chunk(source_path: Path, chunk: Chunk, output: Path, session: Any) -> dict[str, float]:
+    """Render ``chunk`` of ``source_path`` with ``session`` into the video file ``output``
+    (H.264 as ``Session.render`` writes it, without audio); returns {"frames", "seconds"}."""
     from .sinks import VideoFileSink
     from .sources import VideoFileSource
 
     began = time.perf_counter()
-    session.reset()
-    frames = 0
-    with VideoFileSource(source_path) as source:
-        source.seek(chunk.warmup, chunk.warmup_index)
+    with VideoFileSource(source_path) as source:  # for the size, rate and time base
         sink = VideoFileSink(
             output,
             width=source.width or 0,
@@ -135,21 +151,15 @@ def render_chunk(source_path: Path, chunk: Chunk, output: Path, session: Any) ->
             time_base=source.time_base,
             keep_partial=False,
         )
-        try:
-            for frame in source:
-                if frame.pts is None:
-                    raise SourceError(f"{source_path}: frame {frame.index} has no timestamp")
-                if chunk.end is not None and frame.pts >= chunk.end:
-                    break
-                if frame.pts < chunk.start:
-                    session.prime(frame)
-                    continue
-                sink.write(session.process_frame(frame))
-                frames += 1
-            sink.close()
-        except BaseException:
-            sink.abort()
-            raise
+    frames = 0
+    try:
+        for frame in chunk_frames(source_path, chunk, session):
+            sink.write(frame)
+            frames += 1
+        sink.close()
+    except BaseException:
+        sink.abort()
+        raise
     return {"frames": frames, "seconds": time.perf_counter() - began}
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from arfx.batch import BatchSettings, find_jobs, run_local, run_ray, summary_table
+from arfx.chunks import plan_chunks
 from arfx.cli import main
 from arfx.session import Session
 
@@ -29,13 +30,16 @@ def _folder(tmp_path: Path, video_path, names: list[str]) -> Path:
     return folder
 
 
-def _same_as_single_process(source: Path, output: Path, tmp_path: Path) -> None:
+def _same_as_single_process(
+    source: Path, output: Path, tmp_path: Path, min_psnr: float = 50.0
+) -> None:
     reference = tmp_path / f"reference{output.suffix}"
     with Session(list(SETTINGS.effects)) as session:
         session.render(source, reference, progress=False)
     a, b = decode(reference), decode(output)
     assert a.pts == b.pts and len(a.frames) == len(b.frames) > 0
-    assert min(psnr(x, y) for x, y in zip(a.frames, b.frames, strict=True)) > 50
+    assert a.audio_packets == b.audio_packets
+    assert min(psnr(x, y) for x, y in zip(a.frames, b.frames, strict=True)) > min_psnr
 
 
 def test_find_jobs_mirrors_the_folder(tmp_path: Path) -> None:
@@ -143,11 +147,24 @@ def local_ray():
 
 @pytest.mark.slow
 def test_ray_batch_matches_single_process(tmp_path: Path, video_path, local_ray) -> None:
+    """single_face.mp4 has one keyframe and goes whole; face_noface.mov is cut into three
+    chunks at its keyframes (2.0 and 4.4 s), rendered as three tasks and joined."""
     folder = _folder(tmp_path, video_path, ["single_face.mp4", "face_noface.mov"])
-    results = run_ray(find_jobs(folder, tmp_path / "out"), SETTINGS)
+    assert len(plan_chunks(folder / "face_noface.mov", seconds=2).chunks) == 3
+    results = run_ray(find_jobs(folder, tmp_path / "out"), SETTINGS, chunk_seconds=2)
     assert [r.status for r in results] == ["ok", "ok"], summary_table(results)
-    for name in ("single_face.mp4", "face_noface.mov"):
-        _same_as_single_process(folder / name, tmp_path / "out" / name, tmp_path)
+    assert [r.frames for r in results] == [72, 169]
+    _same_as_single_process(
+        folder / "single_face.mp4", tmp_path / "out" / "single_face.mp4", tmp_path
+    )
+    # Each chunk's encoder starts afresh: codec noise, not different pictures.
+    _same_as_single_process(
+        folder / "face_noface.mov", tmp_path / "out" / "face_noface.mov", tmp_path, min_psnr=35
+    )
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "face_noface.mov",
+        "single_face.mp4",
+    ]  # no chunk files left
 
 
 @pytest.mark.slow

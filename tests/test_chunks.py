@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from arfx.chunks import chunk_path, join_chunks, plan_chunks, render_chunk
+from arfx.chunks import chunk_frames, chunk_path, join_chunks, plan_chunks, render_chunk
 from arfx.errors import ArfxError, SourceError
 from arfx.session import Session
 from arfx.sources import VideoFileSource
 
-from .helpers import decode, psnr
+from .helpers import decode
 
 WOLFGANG = "WolfgangLanger_Pexels.mp4"  # 472 frames, keyframes every ~3 s, AAC audio
 TICK = 1001  # one frame at 23.98 fps in its 1/24000 time base
@@ -67,31 +67,26 @@ def test_a_seeking_source_keeps_the_files_numbering_and_clock(video_path) -> Non
 
 
 @pytest.mark.slow
-def test_chunks_joined_match_a_whole_render(tmp_path: Path, video_path) -> None:
-    """Three chunks rendered apart and joined: the same frames as one whole-file render (up
-    to codec noise: each chunk's encoder starts afresh), the same timestamps and audio."""
+def test_chunks_match_a_whole_render(video_path) -> None:
+    """Three chunks rendered apart, each primed on the 3 s before it: the first chunk is
+    bit-identical to a whole-file render, and the others differ by far less than x264's
+    noise. They cannot be identical: MediaPipe tracks each frame from the previous one's
+    landmarks, so a track keeps a sub-pixel trace of where it started."""
     source = video_path(WOLFGANG)
-    effects = ["lipstick", "eyewear"]  # eyewear follows the stabilised head pose
-    whole = tmp_path / "whole.mp4"
-    joined = tmp_path / "joined.mp4"
     plan = plan_chunks(source, seconds=5)
-    parts = [chunk_path(joined, c.number) for c in plan.chunks]
-    with Session(effects) as session:
-        session.render(source, whole, progress=False)
-        counts = [
-            render_chunk(source, c, p, session)["frames"]
-            for c, p in zip(plan.chunks, parts, strict=True)
-        ]
-    assert counts == [144, 144, 184]
-    join_chunks(parts, joined, audio_from=source)
-    a, b = decode(whole), decode(joined)
-    assert a.pts == b.pts and len(b.pts) == 472
-    assert (b.audio_codec, b.audio_packets) == (a.audio_codec, a.audio_packets)
-    values = [psnr(x, y) for x, y in zip(a.frames, b.frames, strict=True)]
-    assert min(values) > 38 and float(np.median(values)) > 45, (min(values), np.median(values))
-    # The frames right after each cut were primed: no worse than the rest.
-    for start in (144, 288):
-        assert min(values[start : start + 3]) > 38, values[start - 2 : start + 3]
+    with Session(["lipstick", "eyewear"]) as session:  # eyewear follows the head pose
+        whole = [f for f in session.stream(VideoFileSource(source), pipelined=True)]
+        parts = [f for chunk in plan.chunks for f in chunk_frames(source, chunk, session)]
+    assert [f.index for f in parts] == list(range(472))
+    assert [f.pts for f in parts] == [f.pts for f in whole]
+    assert [len(f.faces) for f in parts] == [len(f.faces) for f in whole]
+    for a, b in zip(whole[:144], parts[:144], strict=True):
+        np.testing.assert_array_equal(a.image, b.image)
+    means = [
+        np.abs(a.image.astype(int) - b.image.astype(int)).mean()
+        for a, b in zip(whole, parts, strict=True)
+    ]
+    assert max(means) < 0.5, max(means)  # grey levels; x264 (crf 18) alone: 1.5-1.9
 
 
 def test_join_refuses_chunks_out_of_order_and_leaves_nothing(tmp_path: Path, video_path) -> None:

@@ -34,7 +34,7 @@ from .engine import Pipeline, PipelineError
 from .errors import ArfxError, EffectError, ParameterError, SinkError
 from .frame import Frame, as_rgb8
 from .hands import HAND_MASKS, HandTracker, hand_mask
-from .heap import PeriodicTrim, fix_mmap_threshold, return_free_memory
+from .heap import PeriodicTrim, fix_mmap_threshold, limit_arenas, return_free_memory
 from .inference import DEVICES, select_providers
 from .masks import MESH_MASKS, MeshMasks
 from .model import DEFAULT_MODEL, FaceAnalyzer, FaceModel, ModelMasks
@@ -176,6 +176,7 @@ class Session:
         device: str | None = None,
     ) -> None:
         fix_mmap_threshold()  # closed sessions must give their memory back (arfx.heap)
+        limit_arenas()  # and long streams must stay flat
         options = options or SessionOptions()
         if max_faces is not None:
             options = replace(options, max_faces=max_faces)

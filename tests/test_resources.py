@@ -105,3 +105,54 @@ def test_trim_interval_is_checked(bad) -> None:
 
     with pytest.raises(ArfxError, match="trim_interval"):
         SessionOptions(trim_interval=bad)
+
+
+_ARENAS_SCRIPT = """
+import ctypes, sys, threading, time
+import numpy as np
+from arfx.heap import limit_arenas
+if sys.argv[1] == "limit":
+    limit_arenas()
+libc = ctypes.CDLL(None)
+libc.fopen.restype = ctypes.c_void_p
+libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+libc.fclose.argtypes = [ctypes.c_void_p]
+start = threading.Barrier(12)
+def work():
+    start.wait()  # all at once, so that glibc would hand out more arenas
+    for _ in range(200):
+        blocks = [np.ones(20000, np.uint8) for _ in range(20)]
+        del blocks
+threads = [threading.Thread(target=work) for _ in range(12)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+out = libc.fopen(sys.argv[2].encode(), b"w")
+libc.malloc_info(0, out)
+libc.fclose(out)
+print(open(sys.argv[2]).read().count("<heap nr="))
+"""
+
+
+def test_sessions_limit_glibc_arenas(tmp_path: Path) -> None:
+    """Twelve threads allocating at once get their own arenas (and keep their free memory)
+    unless ``limit_arenas`` ran first: then they share MALLOC_ARENAS."""
+    import subprocess
+    import sys
+
+    from arfx.heap import MALLOC_ARENAS
+
+    def arenas(mode: str) -> int:
+        env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+        run = subprocess.run(
+            [sys.executable, "-c", _ARENAS_SCRIPT, mode, str(tmp_path / f"{mode}.xml")],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+            timeout=60,
+        )
+        return int(run.stdout.strip())
+
+    assert arenas("limit") <= MALLOC_ARENAS
+    assert arenas("free") > MALLOC_ARENAS  # glibc's own default: up to 8 per core

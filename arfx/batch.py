@@ -20,10 +20,19 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from .chunks import Chunk, ChunkPlan, chunk_path, join_chunks, plan_chunks, render_chunk
+from .chunks import (
+    Chunk,
+    ChunkPlan,
+    chunk_offset,
+    chunk_path,
+    join_chunks,
+    plan_chunks,
+    render_chunk,
+)
 from .errors import ArfxError
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"})
@@ -251,6 +260,7 @@ def run_ray(
                 log = logs_dir / f"{i}.{chunk.number}.attempts"
                 part = chunk_path(job.output, chunk.number)
                 state.parts.append(part)
+                state.offsets.append(chunk_offset(plan, chunk))
                 refs[chunk_task.remote(job, chunk, part, settings, str(log))] = (state, log)
             state.pending = len(plan.chunks)
         waiting = list(refs)
@@ -313,6 +323,7 @@ class _RayJob:
     job: BatchJob
     began: float
     parts: list[Path] = field(default_factory=list)
+    offsets: list[Fraction] = field(default_factory=list)
     pending: int = 0
     attempts: int = 1
     frames: int = 0
@@ -325,7 +336,12 @@ class _RayJob:
         try:
             if self.parts and self.error is None:
                 try:
-                    join_chunks(self.parts, self.job.output, audio_from=self.job.source)
+                    join_chunks(
+                        self.parts,
+                        self.job.output,
+                        audio_from=self.job.source,
+                        offsets=self.offsets,
+                    )
                 except ArfxError as exc:
                     self.error = str(exc)
                 # A chunked job's time is the wall time from submission to the join.

@@ -20,7 +20,7 @@ import heapq
 import os
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -154,7 +154,9 @@ def render_chunk(source_path: Path, chunk: Chunk, output: Path, session: Any) ->
     frames = 0
     try:
         for frame in chunk_frames(source_path, chunk, session):
-            sink.write(frame)
+            # Written from pts 0: MP4 would keep a later start only to the millisecond
+            # (its edit list's clock); join_chunks adds chunk_offset back exactly.
+            sink.write(replace(frame, pts=int(frame.pts or 0) - chunk.start))
             frames += 1
         sink.close()
     except BaseException:
@@ -163,10 +165,22 @@ def render_chunk(source_path: Path, chunk: Chunk, output: Path, session: Any) ->
     return {"frames": frames, "seconds": time.perf_counter() - began}
 
 
-def join_chunks(parts: Sequence[Path], output: Path, *, audio_from: Path | None) -> None:
-    """Concatenate the video packets of ``parts`` (chunk files in order) and the first audio
-    stream of ``audio_from`` into ``output``, re-encoding nothing. Written beside the
-    output and renamed when complete."""
+def chunk_offset(plan: ChunkPlan, chunk: Chunk) -> Fraction:
+    """Seconds to add to a chunk file's timestamps (``render_chunk`` writes it from 0)."""
+    return chunk.start * plan.time_base
+
+
+def join_chunks(
+    parts: Sequence[Path],
+    output: Path,
+    *,
+    audio_from: Path | None,
+    offsets: Sequence[Fraction] | None = None,
+) -> None:
+    """Concatenate the video packets of ``parts`` (chunk files in order), each moved by its
+    ``offsets`` (seconds, see ``chunk_offset``; None: none), and the first audio stream of
+    ``audio_from`` into ``output``, re-encoding nothing. Written beside the output and
+    renamed when complete."""
     if not parts:
         raise ArfxError(f"{output}: no chunks to join")
     tmp = output.with_name(f".{output.stem}.arfx-tmp{output.suffix}")
@@ -178,7 +192,10 @@ def join_chunks(parts: Sequence[Path], output: Path, *, audio_from: Path | None)
             inputs.append(audio_in)
         with av.open(str(tmp), "w") as out:
             video = out.add_stream_from_template(inputs[0].streams.video[0])
-            streams = [_video_packets(inputs[: len(parts)], parts, video)]
+            moves = list(offsets) if offsets is not None else [Fraction(0)] * len(parts)
+            if len(moves) != len(parts):
+                raise ValueError(f"{len(parts)} chunks but {len(moves)} offsets")
+            streams = [_video_packets(inputs[: len(parts)], parts, moves, video)]
             if audio_in is not None and audio_in.streams.audio:
                 audio = out.add_stream_from_template(audio_in.streams.audio[0])
                 streams.append(_packets(audio_in, audio_in.streams.audio[0], audio))
@@ -207,11 +224,17 @@ def _packets(container: Any, stream: Any, target: Any) -> Iterator[tuple[float, 
 
 
 def _video_packets(
-    containers: Sequence[Any], parts: Sequence[Path], target: Any
+    containers: Sequence[Any], parts: Sequence[Path], offsets: Sequence[Fraction], target: Any
 ) -> Iterator[tuple[float, int, Any]]:
     last: float | None = None
-    for container, part in zip(containers, parts, strict=True):
-        for when, order, packet in _packets(container, container.streams.video[0], target):
+    for container, part, offset in zip(containers, parts, offsets, strict=True):
+        stream = container.streams.video[0]
+        shift = round(offset / Fraction(stream.time_base))
+        for _, order, packet in _packets(container, stream, target):
+            packet.dts += shift
+            if packet.pts is not None:
+                packet.pts += shift
+            when = float(packet.dts * packet.time_base)
             if last is not None and when <= last:
                 raise ArfxError(
                     f"{part}: its first packets decode at {when:.3f} s, not after the "

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from arfx.chunks import chunk_frames, chunk_path, join_chunks, plan_chunks, render_chunk
+from arfx.chunks import (
+    chunk_frames,
+    chunk_offset,
+    chunk_path,
+    join_chunks,
+    plan_chunks,
+    render_chunk,
+)
 from arfx.errors import ArfxError, SourceError
 from arfx.session import Session
 from arfx.sources import VideoFileSource
@@ -97,10 +105,12 @@ def test_join_refuses_chunks_out_of_order_and_leaves_nothing(tmp_path: Path, vid
     with Session([]) as session:  # no effects: quick, the packets are what matters here
         for chunk, part in zip(plan.chunks[:2], parts, strict=True):
             render_chunk(source, chunk, part, session)
+    offsets = [chunk_offset(plan, chunk) for chunk in plan.chunks[:2]]
+    assert offsets == [0, Fraction(144 * TICK, 24000)]
     with pytest.raises(ArfxError, match=r"chunk0000.mp4: its first packets decode at"):
-        join_chunks(parts[::-1], joined, audio_from=source)
+        join_chunks(parts[::-1], joined, audio_from=source, offsets=offsets[::-1])
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in parts)
-    join_chunks(parts, joined, audio_from=None)  # in order it joins; no audio asked for
+    join_chunks(parts, joined, audio_from=None, offsets=offsets)  # in order it joins
     out = decode(joined, keep_frames=False)
     assert out.pts == [i * TICK for i in range(288)] and out.audio_codec is None
     with pytest.raises(ArfxError, match="no chunks to join"):

@@ -114,13 +114,19 @@ def render_job(job: BatchJob, settings: BatchSettings, attempts_log: str | None 
     """Render one job in this process; returns {"frames", "seconds"}. Runs in a worker."""
     from .session import Session
 
-    if attempts_log:  # one line per attempt started, so a killed attempt is counted too
-        with open(attempts_log, "a", encoding="utf-8") as log:
-            log.write(f"{os.getpid()}\n")
-    job.output.parent.mkdir(parents=True, exist_ok=True)
+    _begin_attempt(job, attempts_log)
     with Session(list(settings.effects), settings.session_options()) as session:
         report = session.render(job.source, job.output, progress=False, keep_partial=False)
     return {"frames": report.frames, "seconds": report.seconds}
+
+
+def _begin_attempt(job: BatchJob, attempts_log: str | None) -> None:
+    """Count this attempt (one line per attempt started, so a killed one counts too) and
+    make the output's folder."""
+    if attempts_log:
+        with open(attempts_log, "a", encoding="utf-8") as log:
+            log.write(f"{os.getpid()}\n")
+    job.output.parent.mkdir(parents=True, exist_ok=True)
 
 
 # -- local processes ---------------------------------------------------------------------
@@ -296,10 +302,7 @@ def render_chunk_job(
     """Render one chunk of a job's video into ``part``; returns {"frames", "seconds"}."""
     from .session import Session
 
-    if attempts_log:
-        with open(attempts_log, "a", encoding="utf-8") as log:
-            log.write(f"{os.getpid()}\n")
-    job.output.parent.mkdir(parents=True, exist_ok=True)
+    _begin_attempt(job, attempts_log)
     with Session(list(settings.effects), settings.session_options()) as session:
         return render_chunk(job.source, chunk, part, session)
 

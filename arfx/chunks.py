@@ -29,6 +29,8 @@ import av
 
 from .errors import ArfxError, SourceError
 from .frame import Frame
+from .sinks import VideoFileSink
+from .sources import VideoFileSource
 
 
 @dataclass(frozen=True)
@@ -116,33 +118,29 @@ def chunk_path(output: Path, number: int) -> Path:
     return output.with_name(f".{output.stem}.chunk{number:04d}.mp4")
 
 
-def chunk_frames(source_path: Path, chunk: Chunk, session: Any) -> Iterator[Frame]:
-    """The processed frames of ``chunk`` of ``source_path``, by ``session`` (an open
-    ``arfx.Session``), after priming it on the frames from ``chunk.warmup`` on."""
-    from .sources import VideoFileSource
-
+def chunk_frames(source: VideoFileSource, chunk: Chunk, session: Any) -> Iterator[Frame]:
+    """The processed frames of ``chunk``, read from ``source`` (an open, not yet iterated
+    source of the whole file) by ``session`` (an open ``arfx.Session``), after priming it
+    on the frames from ``chunk.warmup`` on."""
     session.reset()
-    with VideoFileSource(source_path) as source:
-        source.seek(chunk.warmup, chunk.warmup_index)
-        for frame in source:
-            if frame.pts is None:
-                raise SourceError(f"{source_path}: frame {frame.index} has no timestamp")
-            if chunk.end is not None and frame.pts >= chunk.end:
-                return
-            if frame.pts < chunk.start:
-                session.prime(frame)
-                continue
-            yield session.process_frame(frame)
+    source.seek(chunk.warmup, chunk.warmup_index)
+    for frame in source:
+        if frame.pts is None:
+            raise SourceError(f"{source.name}: frame {frame.index} has no timestamp")
+        if chunk.end is not None and frame.pts >= chunk.end:
+            return
+        if frame.pts < chunk.start:
+            session.prime(frame)
+            continue
+        yield session.process_frame(frame)
 
 
 def render_chunk(source_path: Path, chunk: Chunk, output: Path, session: Any) -> dict[str, float]:
     """Render ``chunk`` of ``source_path`` with ``session`` into the video file ``output``
     (H.264 as ``Session.render`` writes it, without audio); returns {"frames", "seconds"}."""
-    from .sinks import VideoFileSink
-    from .sources import VideoFileSource
-
     began = time.perf_counter()
-    with VideoFileSource(source_path) as source:  # for the size, rate and time base
+    frames = 0
+    with VideoFileSource(source_path) as source:
         sink = VideoFileSink(
             output,
             width=source.width or 0,
@@ -151,17 +149,16 @@ def render_chunk(source_path: Path, chunk: Chunk, output: Path, session: Any) ->
             time_base=source.time_base,
             keep_partial=False,
         )
-    frames = 0
-    try:
-        for frame in chunk_frames(source_path, chunk, session):
-            # Written from pts 0: MP4 would keep a later start only to the millisecond
-            # (its edit list's clock); join_chunks adds chunk_offset back exactly.
-            sink.write(replace(frame, pts=int(frame.pts or 0) - chunk.start))
-            frames += 1
-        sink.close()
-    except BaseException:
-        sink.abort()
-        raise
+        try:
+            for frame in chunk_frames(source, chunk, session):
+                # Written from pts 0: MP4 would keep a later start only to the millisecond
+                # (its edit list's clock); join_chunks adds chunk_offset back exactly.
+                sink.write(replace(frame, pts=int(frame.pts or 0) - chunk.start))
+                frames += 1
+            sink.close()
+        except BaseException:
+            sink.abort()
+            raise
     return {"frames": frames, "seconds": time.perf_counter() - began}
 
 

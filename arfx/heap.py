@@ -48,22 +48,24 @@ def _libc_function(name: str) -> Callable[..., int] | None:
         return None
 
 
-def fix_mmap_threshold() -> None:
-    """Keep glibc's mmap threshold at MMAP_THRESHOLD (see the module text)."""
-    if "MALLOC_MMAP_THRESHOLD_" in os.environ:
+def _mallopt(parameter: int, value: int, environment: str) -> None:
+    """glibc's ``mallopt(parameter, value)``, unless the application chose the setting
+    itself through the ``environment`` variable glibc reads for it."""
+    if environment in os.environ:
         return
     mallopt = _libc_function("mallopt")
     if mallopt is not None:
-        mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+        mallopt(parameter, value)
+
+
+def fix_mmap_threshold() -> None:
+    """Keep glibc's mmap threshold at MMAP_THRESHOLD (see the module text)."""
+    _mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD, "MALLOC_MMAP_THRESHOLD_")
 
 
 def limit_arenas() -> None:
     """At most MALLOC_ARENAS glibc arenas from now on (see the module text)."""
-    if "MALLOC_ARENA_MAX" in os.environ:
-        return
-    mallopt = _libc_function("mallopt")
-    if mallopt is not None:
-        mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
+    _mallopt(_M_ARENA_MAX, MALLOC_ARENAS, "MALLOC_ARENA_MAX")
 
 
 def return_free_memory() -> None:

@@ -129,6 +129,34 @@ def test_val_is_deterministic_plain_crop(cache):
         np.testing.assert_allclose(a["image"], plain, atol=1e-6)
 
 
+def test_replicated_border_labels_follow_the_image(cache):
+    """Past the frame's edge the crop replicates the border pixels; with replicate_border the
+    labels are replicated alike (as cropping the label image would), nothing is left unknown
+    there, and inside the frame nothing changes."""
+    plain = FaceSamples(cache, "all", augment=False)
+    replicated = FaceSamples(cache, "all", augment=False, replicate_border=True)
+    reached_past = 0
+    for i in range(len(plain)):
+        a, b = plain[i], replicated[i]
+        inside = a["valid"] > 0
+        assert np.all(b["valid"][inside] > 0)
+        np.testing.assert_array_equal(a["parsing"][inside], b["parsing"][inside])
+        # Bilinear hair_soft blends in the border on the edge's last pixel: compare within.
+        within = cv2.erode(inside.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        np.testing.assert_allclose(a["hair_soft"][within], b["hair_soft"][within], atol=1e-6)
+        np.testing.assert_array_equal(a["image"], b["image"])
+        if plain.kind(i) != "celebamask":
+            continue
+        raw = plain.load(i)
+        labels = cv2.imdecode(raw["labels"], cv2.IMREAD_UNCHANGED)
+        alignment = align_mesh(raw["mesh"]) if "mesh" in raw else align_ibug68(raw["ibug68"])
+        expected = alignment.crop(labels, interpolation=cv2.INTER_NEAREST)
+        np.testing.assert_array_equal(b["parsing"], expected)
+        assert np.all(b["valid"] == 1) and not np.any(b["parsing"] == IGNORE)
+        reached_past += int(np.any(a["parsing"] == IGNORE))
+    assert reached_past > 0  # some crops do reach past the frame, or this tests nothing
+
+
 def test_train_augmentation_varies(cache):
     samples = FaceSamples(cache, "train", augment=True, seed=0)
     first, second = samples[0], samples[0]

@@ -18,10 +18,19 @@ landmarks                 [68,2] f32          iBUG points, crop pixels
 landmark_weight           [68] f32            1 GT, 0.5 mesh pseudo-label, 0 unknown
 rotation                  [3,3] f32           head rotation in the crop's camera frame
 rotation_weight           [] f32              1 if a mesh pose exists, else 0
-valid                     [256,256] f32       1 where the crop shows the source image
-                                              (video: and the teacher's view); use it
-                                              to mask hair_soft and occlusion losses
+valid                     [256,256] f32       1 where the labels are known: the crop
+                                              shows the source image, or its replicated
+                                              border with ``replicate_border`` (video:
+                                              and the teacher saw it); use it to mask
+                                              hair_soft and occlusion losses
 ========================  ==================  ======================================
+
+Crops that reach past the frame show its border pixels replicated, as at run time
+(``Alignment.crop``). With ``replicate_border`` the labels are replicated the same way and
+trained on: a network that never learns what replicated hair is leaves a hole in the hair
+where a head touches the frame's edge, and feeds that hole back to itself through the
+previous-mask context. Validation keeps the default (out-of-frame pixels ignored) so its
+scores count only real pixels.
 """
 
 from __future__ import annotations
@@ -102,7 +111,9 @@ class FaceSamples:
     ``augment`` each access draws a new random augmentation, reproducible from ``seed``, the
     epoch (``set_epoch``), the index and how often this object has served that index; without
     it a sample is the plain aligned crop and always the same. Items that cannot be cropped
-    (no face found and no 68-point ground truth) are left out.
+    (no face found and no 68-point ground truth) are left out. ``replicate_border`` labels
+    the crop's out-of-frame pixels like the frame border they replicate (for training);
+    without it they are ignored.
     """
 
     def __init__(
@@ -114,6 +125,7 @@ class FaceSamples:
         seed: int = 0,
         kinds: tuple[str, ...] | None = None,
         config: AugmentConfig | None = None,
+        replicate_border: bool = False,
     ) -> None:
         if split not in ("train", "val", "all"):
             raise ValueError(f"unknown split {split!r}; valid splits: train, val, all")
@@ -130,6 +142,7 @@ class FaceSamples:
         self.augment = augment
         self.seed = int(seed)
         self.config = config or AugmentConfig()
+        self.replicate_border = bool(replicate_border)
         self.size = CROP_SIZE
         self.epoch = 0
         self._served: dict[int, int] = {}
@@ -208,12 +221,14 @@ class FaceSamples:
         image = cv2.warpAffine(
             rgb, warp, dsize, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
         )
+        # Labels follow the image past the frame's edge, or are unknown there.
+        border = cv2.BORDER_REPLICATE if self.replicate_border else cv2.BORDER_CONSTANT
         valid = cv2.warpAffine(
             np.ones((height, width), np.uint8),
             warp,
             dsize,
             flags=cv2.INTER_NEAREST,
-            borderMode=cv2.BORDER_CONSTANT,
+            borderMode=border,
             borderValue=0,
         )
         if "labels" in data:
@@ -223,7 +238,7 @@ class FaceSamples:
                 warp,
                 dsize,
                 flags=cv2.INTER_NEAREST,
-                borderMode=cv2.BORDER_CONSTANT,
+                borderMode=border,
                 borderValue=IGNORE,
             )
         else:
@@ -237,20 +252,21 @@ class FaceSamples:
                 warp,
                 dsize,
                 flags=cv2.INTER_LINEAR,
-                borderMode=cv2.BORDER_CONSTANT,
+                borderMode=border,
                 borderValue=0,
             )
-            # Teacher crop -> training crop: where the teacher never looked, nothing is known.
-            seen = np.ones((512, 512), np.uint8)
-            to_crop = warp[:, :2] @ cv2.invertAffineTransform(data["hair_matrix"])
-            to_crop[:, 2] += warp[:, 2]
-            valid &= cv2.warpAffine(
-                seen,
-                to_crop,
-                dsize,
+            # Where the teacher never looked, nothing is known: its crop's view of the
+            # frame, carried into the training crop like the labels.
+            seen = cv2.warpAffine(
+                np.ones((512, 512), np.uint8),
+                cv2.invertAffineTransform(data["hair_matrix"]),
+                (width, height),
                 flags=cv2.INTER_NEAREST,
                 borderMode=cv2.BORDER_CONSTANT,
                 borderValue=0,
+            )
+            valid &= cv2.warpAffine(
+                seen, warp, dsize, flags=cv2.INTER_NEAREST, borderMode=border, borderValue=0
             )
 
         # Landmarks and their weights.

@@ -347,6 +347,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="augmentation overrides, e.g. context_zero=0.6,previous_grow=5 "
         "(see augment.AugmentConfig)",
     )
+    p.add_argument(
+        "--border-labels",
+        choices=("replicate", "ignore"),
+        default="replicate",
+        help="crop pixels past the frame's edge: train on labels replicated like the image "
+        "(default), or ignore them (how v1 was trained)",
+    )
     p.add_argument("--batch", type=int, default=12)
     p.add_argument("--mix", default="6,3,3", help="celebamask,udacity,video per batch")
     p.add_argument("--lr", type=float, default=3e-3, help="peak AdamW learning rate")
@@ -429,7 +436,14 @@ def main(argv: list[str] | None = None) -> None:
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
 
     augment = parse_overrides(args.augment, AugmentConfig, "--augment")
-    train_set = FaceSamples(args.cache, "train", augment=True, seed=args.seed, config=augment)
+    train_set = FaceSamples(
+        args.cache,
+        "train",
+        augment=True,
+        seed=args.seed,
+        config=augment,
+        replicate_border=args.border_labels == "replicate",
+    )
     val_set = FaceSamples(args.cache, "val", augment=False, seed=args.seed)
     available = {k: train_set.kinds.count(k) for k in KINDS}
     mix = resolve_mix(args.mix, args.batch, available)

@@ -25,8 +25,6 @@ from arfx.evaluation import (
     LandmarkReport,
     MethodResult,
     ParsingReport,
-    _read_labels,
-    _scores,
     default_teacher_path,
     evaluate_landmarks,
     evaluate_parsing,
@@ -38,6 +36,8 @@ from arfx.evaluation import (
     read_pts,
     synthetic_occluder,
 )
+from arfx.evaluation.landmarks import _scores
+from arfx.evaluation.parsing import _read_labels
 from arfx.model import ModelError
 from arfx.training.splits import CELEBAMASK_VAL, UDACITY_VAL, split_by_hash, udacity_split
 from tests.conftest import data_root, require

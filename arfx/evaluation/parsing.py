@@ -1,0 +1,596 @@
+"""Face-parsing accuracy (``arfx eval parsing``): CelebAMask-HQ style pairs (``images/``
+photos, ``masks/`` PNG label maps whose pixel values are class ids), scored as IoU per arfx
+mask name. Every method runs on the same images and the same tracked faces, so their numbers
+compare directly: the face model, the mesh's lip polygons and MediaPipe's hair segmentation (a
+teacher and baseline, never shipped). With ``occluder=True`` a synthetic occluder is pasted
+over each mouth after tracking: it measures whether lips are drawn on top of it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from ..errors import SourceError
+from ..faceparts import CELEBAMASK_TO_ARFX, CLASS_INDEX, MODEL_MASKS
+from ..training.splits import CELEBAMASK_VAL, data_root, split_by_hash
+from .common import (
+    IMAGE_SUFFIXES,
+    SPLITS,
+    THRESHOLD,
+    check_limit,
+    per_image_ms,
+    read_image,
+    text_grid,
+)
+from .occluders import occluder_seed, synthetic_occluder
+
+__all__ = [
+    "EVAL_CLASSES",
+    "METHODS",
+    "METHOD_CLASSES",
+    "PARSING_CLASSES",
+    "TEACHER_FILE",
+    "ClassScore",
+    "MethodResult",
+    "OccluderScore",
+    "ParsingReport",
+    "default_teacher_path",
+    "evaluate_parsing",
+    "load_celebamask",
+]
+
+EVAL_CLASSES: tuple[str, ...] = (
+    "lips",
+    "upper_lip",
+    "lower_lip",
+    "inner_mouth",
+    "hair",
+    "skin",
+    "brows",
+    "eyes",
+    "nose",
+)
+"""Mask names scored by ``evaluate_parsing`` (unions of parsing classes, ``MODEL_MASKS``)."""
+
+METHOD_CLASSES: dict[str, tuple[str, ...]] = {
+    "model": EVAL_CLASSES,
+    "mesh": ("lips", "upper_lip", "lower_lip", "inner_mouth"),
+    "teacher": ("hair",),
+}
+"""What each parsing method can produce; a method is scored only on those names."""
+
+METHODS: tuple[str, ...] = tuple(METHOD_CLASSES)
+PARSING_CLASSES: dict[str, tuple[int, ...]] = {
+    "lips": (11, 12),
+    "upper_lip": (11,),
+    "lower_lip": (12,),
+    "inner_mouth": (10,),
+}
+"""The mesh's mask names as CelebAMask-HQ class ids (the first version's table; the labels are
+now mapped with ``CELEBAMASK_TO_ARFX``, which gives the same ground truth for these)."""
+
+TEACHER_FILE = "mediapipe_hair_segmentation.tflite"
+TEACHER_SIZE = 512
+
+_TRUTH_CLASSES = {
+    name: np.array([CLASS_INDEX[c] for c in MODEL_MASKS[name]], dtype=np.uint8)
+    for name in EVAL_CLASSES
+}
+
+
+@dataclass
+class ClassScore:
+    """IoU of one mask name over a data set.
+
+    ``mean_iou`` averages per-image IoU (every face counts equally); ``aggregate_iou`` is total
+    intersection over total union (large mouths weigh more). ``images`` counts the images scored:
+    those where prediction and label are both empty are left out rather than counted as 0 or 1.
+    """
+
+    name: str
+    mean_iou: float
+    aggregate_iou: float
+    images: int
+
+
+@dataclass
+class OccluderScore:
+    """How a method's lips behave under the synthetic mouth occluder.
+
+    ``covered`` is the fraction of the occluder's pixels the lips mask covers (mean over images;
+    ``covered_aggregate`` pools the pixels). The occluder is larger than the lips, so even a
+    mask that ignores it entirely covers only part of it: ``hidden_lips_covered`` is the
+    fraction of the true lips hidden by the occluder that the mask still claims (1.0 = drawn
+    straight over the hand). ``lips_outside`` is the lips IoU with the occluder's pixels left
+    out of both prediction and label: whether the visible lips stay right.
+    """
+
+    images: int
+    covered: float
+    covered_aggregate: float
+    hidden_lips_covered: float
+    hidden_lips_covered_aggregate: float
+    lips_outside: ClassScore
+
+
+@dataclass
+class MethodResult:
+    """One method's scores; ``status`` is "ok" or "unavailable: <why>" (then no scores)."""
+
+    name: str
+    status: str = "ok"
+    seconds: float = 0.0
+    """Time spent in this method's predictions (tracking excluded: it is shared)."""
+    scores: dict[str, ClassScore] = field(default_factory=dict)
+    occluder: OccluderScore | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass
+class ParsingReport:
+    """Result of one ``evaluate_parsing`` run: every method side by side."""
+
+    images: int
+    faces_found: int
+    seconds: float
+    methods: dict[str, MethodResult] = field(default_factory=dict)
+    split: str = "all"
+    occluder: bool = False
+    data: str = ""
+    tracking_seconds: float = 0.0
+    """Time in the shared face tracking, which no method's ``seconds`` includes."""
+
+    @property
+    def primary(self) -> MethodResult:
+        """The first available method (the first method when none is)."""
+        for result in self.methods.values():
+            if result.available:
+                return result
+        return next(iter(self.methods.values()))
+
+    @property
+    def method(self) -> str:
+        """Name of the primary method (kept for single-method callers)."""
+        return self.primary.name
+
+    @property
+    def scores(self) -> dict[str, ClassScore]:
+        """Scores of the primary method (kept for single-method callers)."""
+        return self.primary.scores
+
+    def to_json(self) -> dict:
+        """A JSON-serialisable dict; ``from_json`` reads it back.
+
+        Top-level ``method`` and ``scores`` repeat the primary method's, so readers of the
+        single-method format keep working.
+        """
+        return {
+            "data": self.data,
+            "split": self.split,
+            "occluder": self.occluder,
+            "images": self.images,
+            "faces_found": self.faces_found,
+            "seconds": self.seconds,
+            "tracking_seconds": self.tracking_seconds,
+            "method": self.method,
+            "scores": {name: asdict(score) for name, score in self.scores.items()},
+            "methods": {name: asdict(result) for name, result in self.methods.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> ParsingReport:
+        if "methods" not in data:  # the single-method format
+            single = {"name": data["method"], "scores": data["scores"]}
+            data = {**data, "methods": {data["method"]: single}}
+        return cls(
+            images=int(data["images"]),
+            faces_found=int(data["faces_found"]),
+            seconds=float(data["seconds"]),
+            methods={name: _method_from_json(result) for name, result in data["methods"].items()},
+            split=str(data.get("split", "all")),
+            occluder=bool(data.get("occluder", False)),
+            data=str(data.get("data", "")),
+            tracking_seconds=float(data.get("tracking_seconds", 0.0)),
+        )
+
+    def table(self) -> str:
+        """A readable text table, one pair of columns (mean, aggregate IoU) per method."""
+        found = 100.0 * self.faces_found / self.images if self.images else 0.0
+        where = f"{Path(self.data).name or 'parsing'} split {self.split}"
+        if self.occluder:
+            where += ", mouth occluded"
+        tracking = per_image_ms(self.tracking_seconds, self.images)
+        lines = [
+            f"{where}: {self.images} images, a face found in {self.faces_found} "
+            f"({found:.1f}%), {self.seconds:.1f} s; tracking {tracking} ms per image"
+        ]
+        methods = list(self.methods.values())
+        rows = [["class"] + [f"{m.name} {h}" for m in methods for h in ("mean", "aggr.")]]
+        names = [n for n in EVAL_CLASSES if any(n in m.scores for m in methods)]
+        if not names:
+            names = list(dict.fromkeys(n for m in methods for n in METHOD_CLASSES.get(m.name, ())))
+        for name in names:
+            row = [name]
+            for m in methods:
+                score = m.scores.get(name)
+                if score is None or not score.images:  # not produced, or no evidence
+                    row += _pair(None, None)
+                else:
+                    row += _pair(score.mean_iou, score.aggregate_iou)
+            rows.append(row)
+        if self.occluder:
+            for label, pick in (
+                ("occluder covered", lambda o: (o.covered, o.covered_aggregate)),
+                ("hidden lips covered",
+                 lambda o: (o.hidden_lips_covered, o.hidden_lips_covered_aggregate)),
+                ("lips outside occl.",
+                 lambda o: (o.lips_outside.mean_iou, o.lips_outside.aggregate_iou)
+                 if o.lips_outside.images else (None, None)),
+            ):  # fmt: skip
+                row = [label]
+                for m in methods:
+                    has = m.occluder is not None and m.occluder.images > 0
+                    row += _pair(*pick(m.occluder)) if has else _pair(None, None)
+                rows.append(row)
+        timing = ["ms per image"]
+        for m in methods:
+            timing += [per_image_ms(m.seconds, self.images) if m.available else "-", ""]
+        rows.append(timing)
+        lines += text_grid(rows)
+        for m in methods:
+            if not m.available:
+                lines.append(f"{m.name}: {m.status}")
+        if self.split == "all" and "model" in self.methods and self.methods["model"].available:
+            lines.append("note: split 'all' includes the model's training images (use val)")
+        return "\n".join(lines)
+
+
+def _method_from_json(data: dict) -> MethodResult:
+    occluder = data.get("occluder")
+    if occluder is not None:
+        occluder = OccluderScore(
+            **{**occluder, "lips_outside": ClassScore(**occluder["lips_outside"])}
+        )
+    return MethodResult(
+        name=str(data["name"]),
+        status=str(data.get("status", "ok")),
+        seconds=float(data.get("seconds", 0.0)),
+        scores={name: ClassScore(**score) for name, score in data.get("scores", {}).items()},
+        occluder=occluder,
+    )
+
+
+def _pair(mean: float | None, aggregate: float | None) -> list[str]:
+    return [
+        "-" if mean is None else f"{mean:.4f}",
+        "-" if aggregate is None else f"{aggregate:.4f}",
+    ]
+
+
+def load_celebamask(
+    data_dir: Path | str,
+    *,
+    limit: int | None = None,
+    split: str = "all",
+) -> list[tuple[Path, Path]]:
+    """The (image, mask) pairs of a CelebAMask-style folder in ``split``, sorted by file name.
+
+    ``split`` is "all", or "val" / "train": the held-out pairs of ``arfx.training.splits`` (the
+    ``CELEBAMASK_VAL`` stems whose SHA-1 sorts first) or the rest. ``limit`` then keeps the first
+    N. Raises SourceError naming the folder when ``images/`` or ``masks/`` is missing or empty,
+    or an image has no mask.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
+    check_limit(limit)
+    root = Path(data_dir)
+    image_dir, mask_dir = root / "images", root / "masks"
+    for folder in (image_dir, mask_dir):
+        if not folder.is_dir():
+            raise SourceError(
+                f"parsing data folder {folder} is missing (expected {root} to hold images/ "
+                "and masks/)"
+            )
+    images = sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not images:
+        raise SourceError(f"parsing data folder {image_dir} holds no .jpg or .png images")
+    if split != "all":
+        keep = set(split_by_hash([p.stem for p in images], CELEBAMASK_VAL, split))
+        images = [p for p in images if p.stem in keep]
+    if limit is not None:
+        images = images[:limit]
+    pairs = []
+    for image in images:
+        mask = mask_dir / f"{image.stem}.png"
+        if not mask.is_file():
+            raise SourceError(f"no mask {mask} for image {image} in {mask_dir}")
+        pairs.append((image, mask))
+    return pairs
+
+
+def _read_labels(path: Path) -> np.ndarray:
+    # PIL, not cv2: cv2 expands a palette PNG into its colours, losing the class ids.
+    try:
+        with Image.open(path) as image:
+            if image.mode not in ("P", "L"):
+                raise SourceError(
+                    f"mask {path} is a {image.mode} image; expected a palette or grayscale PNG "
+                    "whose pixel values are class ids"
+                )
+            return np.asarray(image)
+    except OSError as error:
+        raise SourceError(f"cannot read mask {path}: {error}") from error
+
+
+def _iou_counts(predicted: np.ndarray, label: np.ndarray) -> tuple[int, int]:
+    intersection = int(np.count_nonzero(predicted & label))
+    union = int(np.count_nonzero(predicted | label))
+    return intersection, union
+
+
+class _IouTally:
+    """Per-image IoUs and pooled counts of one (method, mask name)."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+        self.intersection = 0
+        self.union = 0
+
+    def add(self, predicted: np.ndarray, truth: np.ndarray) -> None:
+        intersection, union = _iou_counts(predicted, truth)
+        if union == 0:
+            return  # nothing predicted, nothing labelled: no evidence either way
+        self.values.append(intersection / union)
+        self.intersection += intersection
+        self.union += union
+
+    def score(self, name: str) -> ClassScore:
+        return ClassScore(
+            name=name,
+            mean_iou=float(np.mean(self.values)) if self.values else 0.0,
+            aggregate_iou=self.intersection / self.union if self.union else 0.0,
+            images=len(self.values),
+        )
+
+
+class _FractionTally:
+    """Mean and pooled fraction part/whole over images with a non-empty whole."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+        self.part = 0
+        self.whole = 0
+
+    def add(self, part: np.ndarray, whole: np.ndarray) -> None:
+        total = int(np.count_nonzero(whole))
+        if total == 0:
+            return
+        covered = int(np.count_nonzero(part & whole))
+        self.values.append(covered / total)
+        self.part += covered
+        self.whole += total
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.values)) if self.values else 0.0
+
+    @property
+    def aggregate(self) -> float:
+        return self.part / self.whole if self.whole else 0.0
+
+
+# ---------------------------------------------------------------------------- parsing methods
+
+Predict = Callable[[np.ndarray, Sequence[Any], Sequence[str]], dict[str, np.ndarray]]
+"""(RGB image, tracked faces, mask names) -> uint8 masks (0..255) at the image's size."""
+
+
+def _model_method(model_path: Path | str | None) -> tuple[Predict | None, str]:
+    from ..model import DEFAULT_MODEL, FaceAnalyzer, FaceModel, ModelMasks
+
+    if model_path is None and not DEFAULT_MODEL.is_file():
+        return None, f"unavailable: no model file at {DEFAULT_MODEL} (pass --model)"
+    # An explicit path that is missing or broken raises ModelError: a mistake, not a gap.
+    analyzer = FaceAnalyzer(FaceModel(model_path))
+    masks = ModelMasks()
+
+    def predict(rgb: np.ndarray, faces: Sequence[Any], names: Sequence[str]) -> dict:
+        analyzer.reset()  # unrelated photos: no previous frame to feed back as context
+        analyses = analyzer.analyze(rgb, list(faces))
+        return masks.build(analyses, rgb.shape[:2], names)
+
+    return predict, "ok"
+
+
+def _mesh_method() -> tuple[Predict, str]:
+    from ..masks import MeshMasks
+
+    masks = MeshMasks()
+
+    def predict(rgb: np.ndarray, faces: Sequence[Any], names: Sequence[str]) -> dict:
+        return masks.build(faces, rgb.shape[:2], names)
+
+    return predict, "ok"
+
+
+def default_teacher_path(data_dir: Path | str | None = None) -> Path:
+    """Where the hair teacher is looked for: ``models/`` beside the first ancestor of
+    ``data_dir`` that has it (``shared/models`` for ``shared/data/parsing/celebamask``), else
+    beside the shared data root."""
+    if data_dir is not None:
+        for folder in Path(data_dir).resolve().parents:
+            candidate = folder / "models" / TEACHER_FILE
+            if candidate.is_file():
+                return candidate
+    return data_root().parent / "models" / TEACHER_FILE
+
+
+def _teacher_method(path: Path) -> tuple[Predict | None, str]:
+    if not path.is_file():
+        return None, f"unavailable: no hair teacher at {path} (pass --teacher)"
+    try:
+        from ..training.prepare import HairTeacher
+
+        teacher = HairTeacher(path, threads=os.cpu_count() or 1)
+    except ImportError as exc:
+        return None, f"unavailable: {exc} (pip install ai-edge-litert)"
+
+    def predict(rgb: np.ndarray, faces: Sequence[Any], names: Sequence[str]) -> dict:
+        # The whole image, as MediaPipe's hair graph runs it; it needs no face.
+        height, width = rgb.shape[:2]
+        size = (TEACHER_SIZE, TEACHER_SIZE)
+        small = (
+            rgb if (height, width) == size else cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        )
+        probability = teacher.crop_probability(small)
+        hair = np.clip(probability * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        if hair.shape != (height, width):
+            hair = cv2.resize(hair, (width, height), interpolation=cv2.INTER_LINEAR)
+        return {"hair": hair}
+
+    return predict, "ok"
+
+
+def evaluate_parsing(
+    data_dir: Path | str,
+    *,
+    methods: Sequence[str] = METHODS,
+    split: str = "all",
+    limit: int | None = None,
+    occluder: bool = False,
+    model_path: Path | str | None = None,
+    teacher_path: Path | str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    method: str | None = None,
+) -> ParsingReport:
+    """Score each of ``methods`` ("model", "mesh", "teacher") against the labels in ``data_dir``.
+
+    Each image is tracked once (static-image face mesh, one face); every method's masks are
+    thresholded at ``THRESHOLD``, compared at the label's resolution, and scored only on the
+    names it can produce (``METHOD_CLASSES``). Labels are mapped with ``CELEBAMASK_TO_ARFX``
+    (ears are skin, as in training). An image with no face scores IoU 0 for the face-based
+    methods wherever a label is present, and shows in ``faces_found``.
+
+    The model method (``model_path``, default the shipped file) and the hair teacher
+    (``teacher_path``, default ``default_teacher_path(data_dir)``) are reported as unavailable
+    when their default file is absent; an explicit model path that cannot load raises
+    ModelError. With ``occluder`` a synthetic occluder (``synthetic_occluder``, seeded by the
+    image name) covers each mouth after tracking on the clean image; the labels under it become
+    background, as the model contract defines. ``progress(done, total)`` is called after each
+    image. ``method`` is the first version's single-method argument.
+    """
+    if method is not None:
+        methods = (method,)
+    methods = tuple(dict.fromkeys(methods))
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise ValueError(
+            f"unknown method {unknown or methods!r}; valid methods: {', '.join(METHODS)}"
+        )
+    from ..tracking import FaceTracker, TrackerOptions  # mediapipe is slow to import
+
+    pairs = load_celebamask(data_dir, limit=limit, split=split)
+    runners: dict[str, Predict] = {}
+    results: dict[str, MethodResult] = {}
+    for name in methods:
+        if name == "model":
+            predict, status = _model_method(model_path)
+        elif name == "mesh":
+            predict, status = _mesh_method()
+        else:
+            teacher = Path(teacher_path) if teacher_path else default_teacher_path(data_dir)
+            predict, status = _teacher_method(teacher)
+        results[name] = MethodResult(name=name, status=status)
+        if predict is not None:
+            runners[name] = predict
+    tallies = {m: {n: _IouTally() for n in METHOD_CLASSES[m]} for m in runners}
+    occluded = {m: (_FractionTally(), _FractionTally(), _IouTally()) for m in runners}
+    faces_found = 0
+    tracking = 0.0
+    start = time.perf_counter()
+    with FaceTracker(TrackerOptions(static_images=True, max_faces=1)) as tracker:
+        for done, (image_path, mask_path) in enumerate(pairs, start=1):
+            rgb = read_image(image_path)
+            labels = _read_labels(mask_path)
+            _check_sizes(rgb, labels, image_path, mask_path)
+            classes = CELEBAMASK_TO_ARFX[labels]
+            began = time.perf_counter()
+            faces = tracker.track(rgb)[:1]
+            tracking += time.perf_counter() - began
+            faces_found += bool(faces)
+            hidden = None
+            if occluder and faces:
+                rgb, cover = synthetic_occluder(
+                    rgb, faces[0].landmarks, occluder_seed(image_path.stem)
+                )
+                hidden = _to_size(cover.astype(np.uint8) * 255, labels.shape) >= THRESHOLD
+                lips_before = np.isin(classes, _TRUTH_CLASSES["lips"])
+                classes[hidden] = CLASS_INDEX["background"]
+            truth = {n: np.isin(classes, _TRUTH_CLASSES[n]) for n in EVAL_CLASSES}
+            for name, predict in runners.items():
+                names = METHOD_CLASSES[name]
+                began = time.perf_counter()
+                masks = predict(rgb, faces, names)
+                results[name].seconds += time.perf_counter() - began
+                predicted = {n: _to_size(masks[n], labels.shape) >= THRESHOLD for n in names}
+                for n in names:
+                    tallies[name][n].add(predicted[n], truth[n])
+                if hidden is not None and "lips" in predicted:
+                    covered, hidden_lips, outside = occluded[name]
+                    lips = predicted["lips"]
+                    covered.add(lips, hidden)
+                    hidden_lips.add(lips, hidden & lips_before)
+                    visible = ~hidden
+                    outside.add(lips & visible, lips_before & visible)
+            if progress is not None:
+                progress(done, len(pairs))
+    for name in runners:
+        results[name].scores = {n: t.score(n) for n, t in tallies[name].items()}
+        if occluder and "lips" in METHOD_CLASSES[name]:
+            covered, hidden_lips, outside = occluded[name]
+            results[name].occluder = OccluderScore(
+                images=len(covered.values),
+                covered=covered.mean,
+                covered_aggregate=covered.aggregate,
+                hidden_lips_covered=hidden_lips.mean,
+                hidden_lips_covered_aggregate=hidden_lips.aggregate,
+                lips_outside=outside.score("lips"),
+            )
+    return ParsingReport(
+        images=len(pairs),
+        faces_found=faces_found,
+        seconds=time.perf_counter() - start,
+        methods=results,
+        split=split,
+        occluder=occluder,
+        data=str(data_dir),
+        tracking_seconds=tracking,
+    )
+
+
+def _check_sizes(rgb: np.ndarray, labels: np.ndarray, image: Path, mask: Path) -> None:
+    """Masks are compared at the label's resolution: the image may be larger (CelebAMask-HQ's
+    photos are 1024 px, its labels 512), but not of another shape."""
+    (h, w), (lh, lw) = rgb.shape[:2], labels.shape
+    if h * lw != w * lh:
+        raise SourceError(
+            f"mask {mask} is {lw}x{lh} but image {image} is {w}x{h}: not the same aspect ratio"
+        )
+
+
+def _to_size(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    if mask.shape == shape:
+        return mask
+    return cv2.resize(mask, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)

@@ -475,7 +475,8 @@ def main(argv: list[str] | None = None) -> None:
         f"FaceNet {asdict(config)}: {count_parameters(net) / 1e6:.2f}M params; "
         f"train {available}, val {len(val_set)}; batch {mix}; "
         f"class weights {np.round(class_weights.numpy(), 2).tolist()}; "
-        f"loss weights {asdict(loss_weights)}; augment {asdict(augment)}",
+        f"loss weights {asdict(loss_weights)}; augment {asdict(augment)}; "
+        f"border labels {args.border_labels}",
         flush=True,
     )
 

@@ -17,6 +17,7 @@ import argparse
 import csv
 import json
 import math
+import multiprocessing
 import os
 import random
 import time
@@ -114,6 +115,21 @@ def _worker_init(_: int) -> None:
     cv2.setNumThreads(1)
 
 
+def _loader(dataset: Dataset, **options: Any) -> DataLoader:
+    """A DataLoader whose workers are spawned, not forked: a fork taken while torch's or
+    ONNX Runtime's thread pools run can copy a held lock, and the worker then hangs in its
+    first ``torch.set_num_threads`` (it happened after ``--init`` warm-started from ONNX)."""
+    workers = options.get("num_workers", 0)
+    if workers:
+        options.setdefault("worker_init_fn", _worker_init)
+        options["multiprocessing_context"] = multiprocessing.get_context("spawn")
+    return DataLoader(dataset, **options)
+
+
+def _parsing_labels(items: list[dict[str, np.ndarray]]) -> list[np.ndarray]:
+    return [x["parsing"].astype(np.uint8) for x in items]
+
+
 def resolve_mix(spec: str, batch: int, available: dict[str, int]) -> dict[str, int]:
     """Per-kind counts from "8,4,4" (celebamask, udacity, video); the share of a data set
     the cache lacks goes to CelebAMask (the parsing set, the hardest task)."""
@@ -149,12 +165,11 @@ def class_weights_for(cache: str, out: Path, seed: int) -> np.ndarray:
         return np.asarray(json.loads(path.read_text()), np.float32)
     samples = FaceSamples(cache, "train", augment=False, seed=seed)
     labelled = [i for i, k in enumerate(samples.kinds) if k == "celebamask"][::2]
-    loader = DataLoader(
+    loader = _loader(
         torch.utils.data.Subset(samples, labelled),
         batch_size=16,
         num_workers=2,
-        worker_init_fn=_worker_init,
-        collate_fn=lambda items: [x["parsing"].astype(np.uint8) for x in items],
+        collate_fn=_parsing_labels,
     )
     weights = median_frequency_weights(lab for labs in loader for lab in labs)
     path.write_text(json.dumps([round(float(x), 4) for x in weights]))
@@ -181,7 +196,7 @@ def validate(
     (outer-eye-corner normaliser) on udacity, geodesic pose error where a pose exists, and a
     scalar score for best.pt: mean IoU - 2 NME - pose error / 90 degrees."""
     net.eval()
-    loader = DataLoader(samples, batch_size=batch_size, num_workers=1, worker_init_fn=_worker_init)
+    loader = _loader(samples, batch_size=batch_size, num_workers=1)
     ious: dict[str, list[float]] = {"lips": [], "hair": [], "skin": []}
     groups = {"lips": LIPS, "hair": (CLASS_INDEX["hair"],), "skin": (CLASS_INDEX["skin"],)}
     nme: list[float] = []
@@ -462,11 +477,10 @@ def main(argv: list[str] | None = None) -> None:
         random.setstate(resume["python_rng"])
 
     sampler = MixedBatches(train_set.kinds, mix, args.seed, start=step)
-    loader = DataLoader(
+    loader = _loader(
         EpochSamples(train_set),
         batch_sampler=sampler,
         num_workers=args.workers,
-        worker_init_fn=_worker_init if args.workers else None,
         persistent_workers=args.workers > 0,
         prefetch_factor=4 if args.workers else None,
     )

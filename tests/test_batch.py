@@ -30,12 +30,25 @@ def _folder(tmp_path: Path, video_path, names: list[str]) -> Path:
     return folder
 
 
-def _same_as_single_process(
-    source: Path, output: Path, tmp_path: Path, min_psnr: float = 50.0
-) -> None:
-    reference = tmp_path / f"reference{output.suffix}"
-    with Session(list(SETTINGS.effects)) as session:
-        session.render(source, reference, progress=False)
+@pytest.fixture(scope="module")
+def single_process(tmp_path_factory):
+    """``reference(source)``: the file rendered by one Session in this process, once per
+    file name for the whole module (several tests compare against the same renders)."""
+    folder = tmp_path_factory.mktemp("reference")
+    done: dict[str, Path] = {}
+
+    def reference(source: Path) -> Path:
+        if source.name not in done:
+            path = folder / source.name
+            with Session(list(SETTINGS.effects)) as session:
+                session.render(source, path, progress=False)
+            done[source.name] = path
+        return done[source.name]
+
+    return reference
+
+
+def _same_as_single_process(reference: Path, output: Path, min_psnr: float = 50.0) -> None:
     a, b = decode(reference), decode(output)
     assert a.pts == b.pts and len(a.frames) == len(b.frames) > 0
     assert a.audio_packets == b.audio_packets
@@ -56,7 +69,7 @@ def test_find_jobs_mirrors_the_folder(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_local_batch_matches_single_process_and_reports_failures(
-    tmp_path: Path, video_path
+    tmp_path: Path, video_path, single_process
 ) -> None:
     folder = _folder(tmp_path, video_path, ["single_face.mp4"])
     (folder / "broken.mp4").write_bytes(os.urandom(4096))
@@ -66,7 +79,7 @@ def test_local_batch_matches_single_process_and_reports_failures(
     assert (out / "single_face.mp4").is_file()
     assert not (out / "broken.mp4").exists()
     assert not [p for p in out.iterdir() if "arfx-tmp" in p.name or "partial" in p.name]
-    _same_as_single_process(folder / "single_face.mp4", out / "single_face.mp4", tmp_path)
+    _same_as_single_process(single_process(folder / "single_face.mp4"), out / "single_face.mp4")
     results = run_local(find_jobs(folder, tmp_path / "again"), SETTINGS, retries=1)
     broken = next(r for r in results if r.source.endswith("broken.mp4"))
     assert (broken.status, broken.attempts) == ("failed", 2)
@@ -116,7 +129,7 @@ def _kill_first(find, after: float = 3.0, timeout: float = 60.0) -> list[int]:
 
 
 @pytest.mark.slow
-def test_a_killed_local_worker_is_retried(tmp_path: Path, video_path) -> None:
+def test_a_killed_local_worker_is_retried(tmp_path: Path, video_path, single_process) -> None:
     if not Path("/proc").is_dir():
         pytest.skip("needs /proc to find the worker")
     folder = _folder(tmp_path, video_path, ["single_face.mp4"])
@@ -125,7 +138,7 @@ def test_a_killed_local_worker_is_retried(tmp_path: Path, video_path) -> None:
     assert killed, "the worker was not found"
     assert (results[0].status, results[0].attempts) == ("ok", 2)
     _same_as_single_process(
-        folder / "single_face.mp4", tmp_path / "out" / "single_face.mp4", tmp_path
+        single_process(folder / "single_face.mp4"), tmp_path / "out" / "single_face.mp4"
     )
 
 
@@ -146,7 +159,9 @@ def local_ray():
 
 
 @pytest.mark.slow
-def test_ray_batch_matches_single_process(tmp_path: Path, video_path, local_ray) -> None:
+def test_ray_batch_matches_single_process(
+    tmp_path: Path, video_path, local_ray, single_process
+) -> None:
     """single_face.mp4 has one keyframe and goes whole; face_noface.mov is cut into three
     chunks at its keyframes (2.0 and 4.4 s), rendered as three tasks and joined."""
     folder = _folder(tmp_path, video_path, ["single_face.mp4", "face_noface.mov"])
@@ -158,11 +173,13 @@ def test_ray_batch_matches_single_process(tmp_path: Path, video_path, local_ray)
         "single_face.mp4": 72,
     }
     _same_as_single_process(
-        folder / "single_face.mp4", tmp_path / "out" / "single_face.mp4", tmp_path
+        single_process(folder / "single_face.mp4"), tmp_path / "out" / "single_face.mp4"
     )
     # Each chunk's encoder starts afresh: codec noise, not different pictures.
     _same_as_single_process(
-        folder / "face_noface.mov", tmp_path / "out" / "face_noface.mov", tmp_path, min_psnr=35
+        single_process(folder / "face_noface.mov"),
+        tmp_path / "out" / "face_noface.mov",
+        min_psnr=35,
     )
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "face_noface.mov",
@@ -171,12 +188,14 @@ def test_ray_batch_matches_single_process(tmp_path: Path, video_path, local_ray)
 
 
 @pytest.mark.slow
-def test_a_killed_ray_worker_is_retried(tmp_path: Path, video_path, local_ray) -> None:
+def test_a_killed_ray_worker_is_retried(
+    tmp_path: Path, video_path, local_ray, single_process
+) -> None:
     folder = _folder(tmp_path, video_path, ["single_face.mp4"])
     killed = _kill_first(_ray_workers_rendering, after=2.0)
     results = run_ray(find_jobs(folder, tmp_path / "out"), SETTINGS, retries=2)
     assert killed, "the Ray worker was not found"
     assert (results[0].status, results[0].attempts) == ("ok", 2), summary_table(results)
     _same_as_single_process(
-        folder / "single_face.mp4", tmp_path / "out" / "single_face.mp4", tmp_path
+        single_process(folder / "single_face.mp4"), tmp_path / "out" / "single_face.mp4"
     )

@@ -365,9 +365,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--border-labels",
         choices=("replicate", "ignore"),
-        default="replicate",
-        help="crop pixels past the frame's edge: train on labels replicated like the image "
-        "(default), or ignore them (how v1 was trained)",
+        default="ignore",
+        help="crop pixels past the frame's edge: ignore their labels (default; how the shipped "
+        "v1 was trained), or train on labels replicated like the image (the v4 experiment)",
     )
     p.add_argument("--batch", type=int, default=12)
     p.add_argument("--mix", default="6,3,3", help="celebamask,udacity,video per batch")

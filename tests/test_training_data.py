@@ -63,6 +63,12 @@ def cache(tmp_path_factory):
     return out
 
 
+def _plain_alignment(raw: dict[str, np.ndarray]) -> Alignment:
+    """The un-augmented crop of a cached item, computed here from its points (not by the
+    dataset code under test): from the mesh where one was found, else the 68 points."""
+    return align_mesh(raw["mesh"]) if "mesh" in raw else align_ibug68(raw["ibug68"])
+
+
 def test_splits_are_disjoint_and_deterministic():
     root = require(data_root())
     train = splits.celebamask_split(root, "train")
@@ -124,7 +130,7 @@ def test_val_is_deterministic_plain_crop(cache):
         assert not a["context"][:3].any() and not a["occlusion"].any()
         raw = samples.load(i)
         rgb = cv2.imdecode(raw["image"], cv2.IMREAD_COLOR)[:, :, ::-1]
-        alignment = align_mesh(raw["mesh"]) if "mesh" in raw else align_ibug68(raw["ibug68"])
+        alignment = _plain_alignment(raw)
         plain = alignment.crop(np.ascontiguousarray(rgb)).transpose(2, 0, 1) / 255.0
         np.testing.assert_allclose(a["image"], plain, atol=1e-6)
 
@@ -149,7 +155,7 @@ def test_replicated_border_labels_follow_the_image(cache):
             continue
         raw = plain.load(i)
         labels = cv2.imdecode(raw["labels"], cv2.IMREAD_UNCHANGED)
-        alignment = align_mesh(raw["mesh"]) if "mesh" in raw else align_ibug68(raw["ibug68"])
+        alignment = _plain_alignment(raw)
         expected = alignment.crop(labels, interpolation=cv2.INTER_NEAREST)
         np.testing.assert_array_equal(b["parsing"], expected)
         assert np.all(b["valid"] == 1) and not np.any(b["parsing"] == IGNORE)
@@ -193,7 +199,7 @@ def test_landmarks_round_trip_to_frame(cache):
     checked = set()
     for i in range(len(samples)):
         raw, sample = samples.load(i), samples[i]
-        alignment = align_mesh(raw["mesh"]) if "mesh" in raw else align_ibug68(raw["ibug68"])
+        alignment = _plain_alignment(raw)
         back = Alignment(alignment.matrix).to_frame(sample["landmarks"])
         truth = raw["ibug68"] if "ibug68" in raw else raw["mesh"][MESH_TO_IBUG68, :2]
         np.testing.assert_allclose(back, truth, atol=1e-2)

@@ -1,4 +1,5 @@
-"""What both evaluations share: the data splits, reading images, and text tables."""
+"""What the evaluations share: the data splits, the mask threshold, reading images, and text
+tables."""
 
 from __future__ import annotations
 

@@ -26,11 +26,12 @@ valid                     [256,256] f32       1 where the labels are known: the 
 ========================  ==================  ======================================
 
 Crops that reach past the frame show its border pixels replicated, as at run time
-(``Alignment.crop``). With ``replicate_border`` the labels are replicated the same way and
-trained on: a network that never learns what replicated hair is leaves a hole in the hair
-where a head touches the frame's edge, and feeds that hole back to itself through the
-previous-mask context. Validation keeps the default (out-of-frame pixels ignored) so its
-scores count only real pixels.
+(``Alignment.crop``). By default the labels there are unknown (ignored). With
+``replicate_border`` they are replicated the same way and trained on
+(``train --border-labels replicate``). That was the v4 experiment's guess at the hair hole
+fine-tunes leave where a head touches the frame's top edge; the hole stayed
+(docs/face-model-v4-experiment). Validation keeps the default, so its scores count only real
+pixels.
 """
 
 from __future__ import annotations

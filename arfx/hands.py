@@ -9,7 +9,7 @@ finger bone, as wide as a finger of that hand, anti-aliased. Effects read it as 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 
 import cv2
@@ -56,6 +56,57 @@ class Hand:
         span = float(np.linalg.norm(points[5] - points[17]))
         length = float(np.linalg.norm(points[0] - points[9]))
         return FINGER_WIDTH * max(span, MIN_SPAN_OF_LENGTH * length, 1.0)
+
+
+@dataclass
+class HandSearch:
+    """When a video stream runs the hand tracker.
+
+    Following a hand already found costs MediaPipe's landmark model; looking for one where
+    none is costs its palm detector on the whole frame (about 12 ms of a 2-core CPU at
+    640x360), which is wasted on the many frames with no hand in view. So with no hand
+    followed, the tracker looks every ``every`` frames, and at once on a frame where the
+    face model sees something in front of a face (``occluded``): a hand coming over the
+    mouth is usually seen by the model first, and found by the tracker on that frame.
+    """
+
+    every: int = 3
+    """Frames between searches while no hand is followed; 1 searches every frame."""
+    _skipped: int = field(init=False)  # frames since the last search
+    _following: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
+            raise ValueError(f"hand search interval must be an integer >= 1, got {self.every!r}")
+        self.reset()
+
+    def due(self, occluded: bool = False) -> bool:
+        """Whether to run the tracker on this frame; call :meth:`found` after running it."""
+        if self._following or occluded or self._skipped + 1 >= self.every:
+            self._skipped = 0
+            return True
+        self._skipped += 1
+        return False
+
+    def found(self, hands: int) -> None:
+        """How many hands the tracker returned on the frame it ran."""
+        self._following = hands > 0
+
+    def reset(self) -> None:
+        """A new stream or a scene cut: search on the next frame."""
+        self._skipped = self.every
+        self._following = False
+
+
+OCCLUDED_SHARE = 0.01
+"""A face counts as occluded (for :class:`HandSearch`) when the face model gives more than
+this share of its crop an occlusion probability above one half."""
+
+
+def model_sees_occluder(occlusion: np.ndarray) -> bool:
+    """Whether one face's occlusion map (the model's crop probabilities) shows something in
+    front of the face."""
+    return float(np.count_nonzero(occlusion > 0.5)) > OCCLUDED_SHARE * occlusion.size
 
 
 class HandTracker:

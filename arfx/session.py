@@ -33,7 +33,7 @@ from .effect import Effect, EffectSpec, FrameContext, file_stamp
 from .engine import Pipeline, PipelineError
 from .errors import ArfxError, EffectError, ParameterError, SinkError
 from .frame import Frame, as_rgb8
-from .hands import HAND_MASKS, HandTracker, hand_mask
+from .hands import HAND_MASKS, HandSearch, HandTracker, hand_mask, model_sees_occluder
 from .heap import PeriodicTrim, fix_mmap_threshold, limit_arenas, return_free_memory
 from .inference import DEVICES, select_providers
 from .masks import MESH_MASKS, MeshMasks
@@ -99,6 +99,11 @@ class SessionOptions:
     """Track hands (MediaPipe Hands) in frames with faces when an effect reads the ``hands``
     mask, so that lipstick leaves fingers over the mouth unpainted. It costs a CPU 10-20 ms
     a frame; False leaves the mask empty."""
+    hand_search_interval: int = 3
+    """In video, with no hand in view, look for one every this many frames, and at once
+    when the face model sees something in front of a face (``arfx.hands.HandSearch``); a
+    hand found is followed in every frame. 1 looks in every frame. Photos
+    (``static_images``) are always searched."""
     trim_interval: float = 10.0
     """Seconds between hand-backs of free heap memory to the system while frames are
     processed (``arfx.heap.PeriodicTrim``), so long streams stay flat in resident memory;
@@ -120,6 +125,14 @@ class SessionOptions:
             raise ArfxError(f"queue_size must be in [1, 64], got {self.queue_size}")
         if isinstance(self.trim_interval, bool) or not isinstance(self.trim_interval, (int, float)):
             raise ArfxError(f"trim_interval must be a number, got {self.trim_interval!r}")
+        if (
+            isinstance(self.hand_search_interval, bool)
+            or not isinstance(self.hand_search_interval, int)
+            or self.hand_search_interval < 1
+        ):
+            raise ArfxError(
+                f"hand_search_interval must be an integer >= 1, got {self.hand_search_interval!r}"
+            )
         if not 0 <= self.trim_interval < float("inf"):
             raise ArfxError(f"trim_interval must be >= 0 seconds, got {self.trim_interval}")
         if not isinstance(self.stabilizer, StabilizerOptions):
@@ -215,6 +228,7 @@ class Session:
         self._masks = ModelMasks() if self._analyzer is not None else MeshMasks()
         self._hand_tracker: HandTracker | None = None  # made when an effect first needs it
         self._hand_buffer: np.ndarray | None = None
+        self._hand_search = HandSearch(1 if options.static_images else options.hand_search_interval)
         try:
             self._compositor = Compositor(backend=options.gl_backend)
             # Compile now: a broken shader fails here, by file and line.
@@ -664,7 +678,7 @@ class Session:
                 masks = self._masks.build(faces, rgb.shape[:2], face_masks)
         if "hands" in needed:
             with self._timed("hands"):
-                masks["hands"] = self._hands_mask(rgb)
+                masks["hands"] = self._hands_mask(rgb, faces)
         height, width = rgb.shape[:2]
         camera = camera_matrix((width, height), self.options.focal_length)
         context = FrameContext(image=rgb, faces=faces, masks=masks, index=index, camera=camera)
@@ -677,13 +691,22 @@ class Session:
                     self._report_failure(effect, index, exc)
         return _Prepared(rgb, faces, index, context, passes)
 
-    def _hands_mask(self, rgb: np.ndarray) -> np.ndarray:
-        """The frame's hands as a mask; the tracker starts with the first frame that asks."""
+    def _hands_mask(self, rgb: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
+        """The frame's hands as a mask; the tracker starts with the first frame that asks,
+        and runs when ``HandSearch`` says so (an empty mask otherwise)."""
+        if self._hand_buffer is None or self._hand_buffer.shape != rgb.shape[:2]:
+            self._hand_buffer = np.zeros(rgb.shape[:2], np.uint8)
+        occluded = any(
+            face.analysis is not None and model_sees_occluder(face.analysis.occlusion)
+            for face in faces
+        )
+        if not self._hand_search.due(occluded):
+            self._hand_buffer.fill(0)
+            return self._hand_buffer
         if self._hand_tracker is None:
             self._hand_tracker = HandTracker(static_images=self.options.static_images)
         hands = self._hand_tracker.track(rgb)
-        if self._hand_buffer is None or self._hand_buffer.shape != rgb.shape[:2]:
-            self._hand_buffer = np.zeros(rgb.shape[:2], np.uint8)
+        self._hand_search.found(len(hands))
         return hand_mask(hands, rgb.shape[:2], out=self._hand_buffer)
 
     def _composite_frame(self, prepared: _Prepared) -> np.ndarray:
@@ -724,6 +747,7 @@ class Session:
         self._tracker.reset()
         if self._hand_tracker is not None:
             self._hand_tracker.reset()
+        self._hand_search.reset()
         self._stabilizer.reset()
         self._mask_stabilizer.reset()
         if self._analyzer is not None:

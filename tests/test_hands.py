@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import arfx
-from arfx.hands import FINGER_WIDTH, Hand, HandTracker, hand_mask
+from arfx.hands import FINGER_WIDTH, Hand, HandSearch, HandTracker, hand_mask, model_sees_occluder
 from arfx.masks import mesh_mask
 
 
@@ -48,6 +48,40 @@ def test_the_mask_covers_palm_and_fingers_with_soft_edges() -> None:
     reused = np.full((300, 240), 7, np.uint8)
     assert np.array_equal(hand_mask([hand], (300, 240), out=reused), mask)
     assert not hand_mask([], (300, 240)).any()
+
+
+def test_hand_search_looks_every_few_frames_until_a_hand_is_found() -> None:
+    search = HandSearch(every=3)
+    seen = []
+    for _ in range(8):
+        due = search.due()
+        seen.append(due)
+        if due:
+            search.found(0)
+    assert seen == [True, False, False, True, False, False, True, False]
+    assert search.due(occluded=True)  # the face model sees something: look at once
+    search.found(1)
+    assert all(search.due() for _ in range(4))  # a hand found is followed every frame
+    search.found(0)
+    assert not search.due()  # lost: back to every third frame
+    search.reset()
+    assert search.due()  # a scene cut or a new stream: look on the next frame
+    always = HandSearch(every=1)
+    assert all(always.due() for _ in range(5))
+    for wrong in (0, -2, 1.5, True):
+        with pytest.raises(ValueError, match="hand search interval"):
+            HandSearch(every=wrong)  # type: ignore[arg-type]
+    with pytest.raises(arfx.ArfxError, match="hand_search_interval"):
+        arfx.SessionOptions(hand_search_interval=0)
+
+
+def test_an_occlusion_map_counts_as_occluded_past_one_percent() -> None:
+    occlusion = np.zeros((256, 256), np.float32)
+    assert not model_sees_occluder(occlusion)
+    occlusion[:6, :] = 0.9  # 2.3% of the crop
+    assert model_sees_occluder(occlusion)
+    occlusion[:6, :] = 0.4  # not confident
+    assert not model_sees_occluder(occlusion)
 
 
 def _frames(video_path, count: int) -> list[np.ndarray]:
@@ -100,6 +134,42 @@ def test_lipstick_leaves_fingers_over_the_mouth_unpainted(hand_over_mouth) -> No
     assert painted(with_hands[30]).sum() > 500
 
 
+def _hand_masks(
+    frames: list[np.ndarray], interval: int, monkeypatch: pytest.MonkeyPatch
+) -> tuple[list[np.ndarray], int]:
+    """The hands mask of every frame, and on how many frames the tracker ran."""
+    runs = []
+    track = HandTracker.track
+
+    def counted(tracker: HandTracker, image: np.ndarray) -> list[Hand]:
+        runs.append(1)
+        return track(tracker, image)
+
+    monkeypatch.setattr(HandTracker, "track", counted)
+    options = arfx.SessionOptions(hand_search_interval=interval, pipelined=False)
+    masks = []
+    with arfx.Session(["lipstick"], options) as session:
+        for i, frame in enumerate(frames):
+            session.process(frame, time=i / 25.0)
+            masks.append(session._hand_buffer.copy())
+    return masks, len(runs)
+
+
+@pytest.mark.slow
+def test_searching_every_third_frame_finds_the_hand_as_soon(video_path, monkeypatch) -> None:
+    """WolfgangLanger_Pexels.mp4 frames 0-89: the hand comes over the mouth at frame 59.
+    Searching every third frame (and when the face model sees an occluder) finds it on the
+    same frame as searching every frame, and gives the same mask on every frame."""
+    frames = _frames(video_path, 90)
+    every_frame, searched_all = _hand_masks(frames, 1, monkeypatch)
+    every_third, searched_some = _hand_masks(frames, 3, monkeypatch)
+    assert not every_frame[30].any() and every_frame[60].any()
+    for i, (a, b) in enumerate(zip(every_frame, every_third, strict=True)):
+        assert np.array_equal(a, b), f"frame {i}"
+    assert searched_all == 90
+    assert searched_some < 75  # the hand-free frames before 59 are searched one in three
+
+
 def test_hands_can_be_turned_off(image_path) -> None:
     options = arfx.SessionOptions(hands=False, static_images=True)
     with arfx.Session(["lipstick"], options) as session:
@@ -118,11 +188,9 @@ def test_glasses_hide_behind_fingers_rubbing_an_eye(video_path) -> None:
         with arfx.Session(["eyewear"], options) as session:
             for i, frame in enumerate(frames):
                 out = session.process(frame, time=i / 25.0)
+            if hands:  # the hands mask the session drew this frame with
+                fingers = session._hand_buffer > 200
         outputs[hands] = out
-    with HandTracker() as tracker:
-        for frame in frames:
-            hands = tracker.track(frame)
-    fingers = hand_mask(hands, frames[-1].shape[:2]) > 200
     drawn = np.abs(outputs[False].astype(int) - frames[-1]).max(axis=2) > 12
     over = fingers & drawn  # glasses pixels that land on the fingers
     assert over.sum() > 200

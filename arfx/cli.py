@@ -468,6 +468,8 @@ def _pass_json(spec: PassSpec) -> dict:
         out.update(mesh=spec.mesh, vertex=spec.vertex, occluder=spec.occluder)
     if spec.when:
         out["when"] = dict(spec.when)
+    if spec.cover is not None:
+        out["cover"] = {"mask": spec.cover[0], "above": spec.cover[1]}
     return out
 
 

@@ -29,25 +29,40 @@ import numpy as np
 from .effect import Effect, EffectSpec, FrameContext, missing_input_hint
 from .errors import ArfxError, EffectError
 from .pose import camera_matrix
-from .regions import Rect, bounding_rect, region_rects
+from .regions import Rect, bounding_rect, coverage_rects, intersect, region_rects
 
 if TYPE_CHECKING:
     from .meshpass import MeshRenderer
 
+TILES_PER_DRAW = 128
+"""Tile rectangles one draw call of a pass with ``cover`` takes (a vertex uniform array)."""
 MAX_FACES = 8  # must equal ARFX_MAX_FACES in shaders/arfx.glsl
 LANDMARKS = 478  # must equal ARFX_LANDMARKS in shaders/arfx.glsl
 
 # Texture units: the fixed inputs first, then the effect's masks, then its textures.
 _UNIT_FRAME, _UNIT_INPUT, _UNIT_LANDMARKS, _FIRST_FREE_UNIT = 0, 1, 2, 3
 
-_VERTEX_SHADER = """
-#version 330 core
-// One triangle that covers the viewport; no vertex buffer needed.
+_VERTEX_SHADER = (
+    f"#version 330 core\n#define ARFX_TILES {TILES_PER_DRAW}\n"
+    """// Without u_arfx_tiles: one triangle that covers the viewport (no vertex buffer needed).
+// With them (a pass with `cover`): instance i draws tile rectangle u_arfx_tile[i] (x, y,
+// width, height in pixels) as two triangles, so all of a pass's tiles take one draw call.
+uniform int u_arfx_tiles;
+uniform vec4 u_arfx_tile[ARFX_TILES];
+uniform vec2 u_resolution;
 void main() {
-    vec2 corner = vec2(float((gl_VertexID << 1) & 2), float(gl_VertexID & 2));
-    gl_Position = vec4(corner * 2.0 - 1.0, 0.0, 1.0);
+    if (u_arfx_tiles == 0) {
+        vec2 corner = vec2(float((gl_VertexID << 1) & 2), float(gl_VertexID & 2));
+        gl_Position = vec4(corner * 2.0 - 1.0, 0.0, 1.0);
+    } else {
+        int v = gl_VertexID > 2 ? gl_VertexID - 2 : gl_VertexID;  // 0 1 2, 1 2 3
+        vec2 corner = vec2(float(v & 1), float(v >> 1));
+        vec4 tile = u_arfx_tile[gl_InstanceID];
+        gl_Position = vec4((tile.xy + corner * tile.zw) / u_resolution * 2.0 - 1.0, 0.0, 1.0);
+    }
 }
 """
+)
 
 FailureHandler = Callable[[Effect, EffectError], None]
 # A compiled pass: its program and, for a full-screen pass, the empty vertex array that draws
@@ -285,17 +300,24 @@ class Compositor:
                     self._meshes().draw(
                         effect, index, program, frame, params, framebuffer, unit, boxes
                     )
-                elif rects is None:
+                elif rects is None and spec.passes[index].cover is None:
                     vao.render(moderngl.TRIANGLES, vertices=3)
                 else:
-                    if rects != [area]:  # parts of the working area stay as they came
+                    cover = spec.passes[index].cover
+                    draw = _covered(cover, frame.masks, rects)
+                    if draw != [area]:  # parts of the working area stay as they came
                         framebuffer.scissor = area
                         framebuffer.use()
                         self.ctx.copy_framebuffer(framebuffer, self._framebuffer(current))
-                    for rect in rects:
-                        framebuffer.scissor = rect
+                    if cover is None:
+                        for rect in draw:
+                            framebuffer.scissor = rect
+                            framebuffer.use()
+                            vao.render(moderngl.TRIANGLES, vertices=3)
+                    else:
+                        framebuffer.scissor = None
                         framebuffer.use()
-                        vao.render(moderngl.TRIANGLES, vertices=3)
+                        _draw_tiles(program, vao, draw)
             finally:
                 framebuffer.scissor = None
                 framebuffer.use()
@@ -479,6 +501,33 @@ def _working_area(rects: Sequence[list[Rect] | None]) -> Rect | None:
     if any(r is None for r in rects):
         return None
     return bounding_rect([rect for effect_rects in rects if effect_rects for rect in effect_rects])
+
+
+def _draw_tiles(program: moderngl.Program, vao: moderngl.VertexArray, tiles: list[Rect]) -> None:
+    """Draw a full-screen pass only over ``tiles``, TILES_PER_DRAW rectangles per call."""
+    for start in range(0, len(tiles), TILES_PER_DRAW):
+        batch = tiles[start : start + TILES_PER_DRAW]
+        array = np.zeros((TILES_PER_DRAW, 4), dtype=np.float32)
+        array[: len(batch)] = batch
+        _set(program, "u_arfx_tiles", 1)
+        _set(program, "u_arfx_tile", array)
+        vao.render(moderngl.TRIANGLES, vertices=6, instances=len(batch))
+    _set(program, "u_arfx_tiles", 0)
+
+
+def _covered(
+    cover: tuple[str, float] | None, masks: Mapping[str, np.ndarray], rects: list[Rect] | None
+) -> list[Rect | None]:
+    """Where a pass is drawn: its region's ``rects`` (None: the whole frame), and with
+    ``cover`` only the tiles of them where the cover mask reaches its value."""
+    if cover is None:
+        return list(rects) if rects is not None else [None]
+    name, above = cover
+    tiles = coverage_rects(masks[name], above)
+    if rects is None:
+        return list(tiles)
+    overlaps = (intersect(tile, rect) for tile in tiles for rect in rects)
+    return [overlap for overlap in overlaps if overlap is not None]
 
 
 def _release(programs: list[_Program]) -> None:

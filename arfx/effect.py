@@ -107,6 +107,17 @@ _WHEN = {
     "type": "object",
     "description": "parameter values that must all match for the pass to run",
 }
+_COVER = {
+    "type": "object",
+    "description": "the pass changes only pixels where this mask is above a value: it is "
+    "drawn only on the 16-pixel tiles that hold such pixels",
+    "required": ["mask", "above"],
+    "additionalProperties": False,
+    "properties": {
+        "mask": {"type": "string", "minLength": 1},
+        "above": {"type": "number", "minimum": 0.0, "maximum": 1.0},
+    },
+}
 _PASS = {
     "type": ["string", "object"],
     "description": "a fragment shader file, a {shader, when} table, or a mesh pass",
@@ -125,7 +136,7 @@ _PASS = {
     "else": {
         "required": ["shader"],
         "additionalProperties": False,
-        "properties": {"shader": _FILE, "when": _WHEN},
+        "properties": {"shader": _FILE, "when": _WHEN, "cover": _COVER},
     },
 }
 _MASK_NAMES = {"type": "array", "items": {"type": "string", "minLength": 1}}
@@ -174,6 +185,11 @@ class PassSpec:
     """An ``asset`` parameter's name (the model is its current value) or a .glb/.gltf file."""
     occluder: str = "none"
     when: tuple[tuple[str, Any], ...] = ()
+    cover: tuple[str, float] | None = None
+    """(mask, value): the pass leaves every pixel where the mask is below ``value`` (0..1)
+    exactly as it came, so the compositor draws it only on the tiles that hold a pixel at or
+    above it (see ``arfx.regions.coverage_rects``). A CPU renderer pays for every pixel a pass
+    covers, even where the shader returns at once."""
 
     @property
     def is_mesh(self) -> bool:
@@ -347,11 +363,19 @@ def _passes(data: Mapping[str, Any], folder: Path, path: Path) -> tuple[PassSpec
             )
             continue
         when = {}
+        cover = None
         if isinstance(entry, dict):
             when = entry.get("when", {})
+            if "cover" in entry:
+                cover = (entry["cover"]["mask"], float(entry["cover"]["above"]))
+                if cover[0] not in data.get("masks", []):
+                    raise EffectError(
+                        f"{path}: {where}'cover': mask {cover[0]!r} is not one of the "
+                        f"effect's 'masks' (a pass can only be culled by a mask it always has)"
+                    )
             entry = entry["shader"]
         _file(folder, entry, path, where)
-        passes.append(PassSpec(shader=entry, when=tuple(when.items())))
+        passes.append(PassSpec(shader=entry, when=tuple(when.items()), cover=cover))
     return tuple(passes)
 
 

@@ -82,3 +82,34 @@ def bounding_rect(rects: Sequence[Rect]) -> Rect | None:
     x1 = max(r[0] + r[2] for r in rects)
     y1 = max(r[1] + r[3] for r in rects)
     return x0, y0, x1 - x0, y1 - y0
+
+
+COVER_TILE = 16
+"""Side in pixels of the tiles a pass with ``cover`` is drawn on."""
+
+
+def coverage_rects(mask: np.ndarray, above: float, tile: int = COVER_TILE) -> list[Rect]:
+    """Rectangles, clipped to the frame, covering every ``tile``-pixel tile of ``mask`` (an
+    HxW uint8 mask, 255 = 1) that holds a pixel at or above ``above`` (0..1): each a run of
+    such tiles along one row of tiles, so a pass is drawn in a few scissored calls."""
+    height, width = mask.shape
+    rows, columns = -(-height // tile), -(-width // tile)
+    padded = np.zeros((rows * tile, columns * tile), np.uint8)
+    padded[:height, :width] = mask
+    hot = padded.reshape(rows, tile, columns, tile).max(axis=(1, 3)) >= above * 255.0
+    rects = []
+    for row in np.flatnonzero(hot.any(axis=1)):
+        edges = np.diff(hot[row].astype(np.int8), prepend=np.int8(0), append=np.int8(0))
+        starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        y = int(row) * tile
+        for start, stop in zip(starts, stops, strict=True):
+            x = int(start) * tile
+            rects.append((x, y, min(int(stop) * tile, width) - x, min(tile, height - y)))
+    return rects
+
+
+def intersect(a: Rect, b: Rect) -> Rect | None:
+    """The overlap of two rectangles (None if they do not overlap)."""
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
+    return (x0, y0, x1 - x0, y1 - y0) if x1 > x0 and y1 > y0 else None

@@ -4,9 +4,10 @@ Manifests come from effect packages arfx does not control, so their structure is
 against a schema (``arfx.effect.MANIFEST_SCHEMA``, printed by ``arfx effects --schema`` for
 editors) before anything reads them. This implements the part of JSON Schema (draft
 2020-12) those schemas use, with no dependency: ``type``, ``enum``, ``pattern``,
-``minLength``, ``exclusiveMinimum``, ``properties``, ``required``, ``additionalProperties``,
-``propertyNames``, ``items``, ``minItems``, ``maxItems`` and ``if``/``then``/``else``.
-Unknown keywords (such as ``description``) are ignored, as the standard says.
+``minLength``, ``minimum``, ``maximum``, ``exclusiveMinimum``, ``properties``,
+``required``, ``additionalProperties``, ``propertyNames``, ``items``, ``minItems``,
+``maxItems`` and ``if``/``then``/``else``. Unknown keywords (such as ``description``) are
+ignored, as the standard says.
 """
 
 from __future__ import annotations
@@ -80,6 +81,10 @@ def validate(value: Any, schema: Mapping[str, Any], path: Path = ()) -> list[Sch
         pattern = schema.get("pattern")
         if pattern is not None and not re.search(pattern, value):
             errors.append(SchemaError(path, f"must match {pattern}, got {value!r}"))
+    if _is_type(value, "number") and "minimum" in schema and value < schema["minimum"]:
+        errors.append(SchemaError(path, f"must be at least {schema['minimum']}, got {value}"))
+    if _is_type(value, "number") and "maximum" in schema and value > schema["maximum"]:
+        errors.append(SchemaError(path, f"must be at most {schema['maximum']}, got {value}"))
     if _is_type(value, "number") and "exclusiveMinimum" in schema:
         if not value > schema["exclusiveMinimum"]:
             errors.append(

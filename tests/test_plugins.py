@@ -323,6 +323,7 @@ def test_effects_command_lists_inputs_and_reports_broken_effects(tmp_path, capsy
     mesh_pass = listing["eyewear"]["passes"][0]
     assert mesh_pass["mesh"] == "model" and mesh_pass["vertex"] == "eyewear.vert"
     assert mesh_pass["when"] == {"mode": "3d"}
+    assert listing["hair_color"]["passes"][1]["cover"] == {"mask": "hair", "above": 0.1}
     for name in ("lipstick", "hair_color", "eyewear", "mask_overlay"):
         assert listing[name]["params"], name  # every built-in effect, with its parameters
     assert "broken/effect.toml:2: invalid TOML" in captured.err

@@ -10,9 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from arfx.effect import Effect, EffectSpec
+from arfx.compositor import Compositor
+from arfx.effect import Effect, EffectSpec, FrameContext
 from arfx.errors import EffectError
-from arfx.regions import bounding_rect, region_rects
+from arfx.regions import COVER_TILE, bounding_rect, coverage_rects, intersect, region_rects
 from arfx.registry import EffectRegistry
 from arfx.session import Session
 
@@ -48,6 +49,79 @@ def test_region_rectangles_hold_what_they_name(image_path) -> None:
     assert bounding_rect([]) is None
 
 
+def test_coverage_rectangles_hold_every_hot_pixel_and_only_hot_tiles() -> None:
+    rng = np.random.default_rng(3)
+    mask = np.zeros((70, 101), np.uint8)  # neither side a multiple of the tile
+    cv2.circle(mask, (40, 30), 18, 200, -1)
+    mask[69, 100] = 255  # a corner pixel, in a clipped tile
+    mask[5, 90] = 20  # below the value: not hot
+    mask += (rng.random(mask.shape) < 0.01).astype(np.uint8) * 10
+    rects = coverage_rects(mask, 0.3)
+    covered = np.zeros(mask.shape, bool)
+    for x, y, w, h in rects:
+        assert x % COVER_TILE == 0 and y % COVER_TILE == 0
+        assert x + w <= mask.shape[1] and y + h <= mask.shape[0]
+        assert not covered[y : y + h, x : x + w].any()  # no overlaps
+        covered[y : y + h, x : x + w] = True
+    assert covered[mask >= 0.3 * 255].all()
+    for row in range(0, 70, COVER_TILE):  # every covered tile holds a hot pixel
+        for column in range(0, 101, COVER_TILE):
+            tile = (slice(row, row + COVER_TILE), slice(column, column + COVER_TILE))
+            assert covered[tile].all() == (mask[tile] >= 77).any()
+    assert len(rects) <= 6  # runs along rows of tiles, not one rectangle per tile
+    assert coverage_rects(np.zeros((40, 40), np.uint8), 0.1) == []
+    assert intersect((0, 0, 10, 10), (5, 5, 10, 10)) == (5, 5, 5, 5)
+    assert intersect((0, 0, 10, 10), (10, 0, 5, 5)) is None
+
+
+def _covered_effect(tmp_path: Path, cover: dict) -> Path:
+    folder = tmp_path / "paint"
+    folder.mkdir()
+    (folder / "paint.frag").write_text(
+        "uniform sampler2D u_mask_hair;\n"
+        "void main() {\n"
+        "    float hair = texelFetch(u_mask_hair, ivec2(gl_FragCoord.xy), 0).r;\n"
+        "    arfx_out = hair >= 0.5 ? vec4(1.0, 0.0, 0.0, 1.0) : arfx_source();\n"
+        "}\n"
+    )
+    manifest = {
+        "name": "paint",
+        "masks": ["hair"],
+        "passes": [{"shader": "paint.frag", "cover": cover}],
+    }
+    (folder / "effect.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def test_a_covered_pass_is_drawn_only_where_its_mask_reaches(tmp_path: Path) -> None:
+    """A pass that paints every pixel it is drawn on shows where the compositor drew it:
+    the tiles holding mask values at or above the cover's, and nothing else changes."""
+    folder = _covered_effect(tmp_path, {"mask": "hair", "above": 0.5})
+    spec = EffectSpec.load(folder)
+    assert spec.passes[0].cover == ("hair", 0.5)
+    image = np.random.default_rng(0).integers(0, 200, (90, 120, 3), dtype=np.uint8)
+    mask = np.zeros((90, 120), np.uint8)
+    mask[20:30, 40:90] = 255
+    mask[70:75, 10:15] = 100  # below the cover's value
+    frame = FrameContext(image=image, faces=[], masks={"hair": mask})
+    with Compositor() as compositor:
+        out = compositor.render(frame, [(Effect(spec), {})])
+        drawn = out != image
+        assert np.array_equal(drawn.any(axis=2), mask >= 128)
+        uncovered = replace(spec, passes=(replace(spec.passes[0], cover=None),))
+        assert np.array_equal(compositor.render(frame, [(Effect(uncovered), {})]), out)
+
+
+def test_a_cover_mask_must_be_one_the_effect_always_has(tmp_path: Path) -> None:
+    folder = _covered_effect(tmp_path, {"mask": "skin", "above": 0.5})
+    with pytest.raises(EffectError, match=r"effect\.json: pass 1: 'cover': mask 'skin'"):
+        EffectSpec.load(folder)
+    (tmp_path / "b").mkdir()
+    _covered_effect(tmp_path / "b", {"mask": "hair", "above": 2})
+    with pytest.raises(EffectError, match=r"cover\.above: must be at most 1.0, got 2"):
+        EffectSpec.load(tmp_path / "b" / "paint")
+
+
 def test_a_bad_region_names_the_manifest(tmp_path: Path) -> None:
     folder = tmp_path / "tint"
     folder.mkdir()
@@ -61,13 +135,21 @@ def test_a_bad_region_names_the_manifest(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("photo", ["obama.jpg", "two_people.jpg"])
-def test_drawing_in_regions_matches_drawing_everywhere(image_path, photo: str) -> None:
+def test_drawing_in_regions_and_covered_tiles_matches_drawing_everywhere(
+    image_path, photo: str
+) -> None:
     image = _rgb(image_path(photo))
     registry = EffectRegistry()
     names = ("lipstick", "hair_color", "eyewear")
     specs = [registry.resolve(name).spec for name in names]
     assert [spec.region for spec in specs] == ["lips", "head", "head"]
-    everywhere = [Effect(replace(spec, region="frame")) for spec in specs]
+    assert [p.cover for p in specs[1].passes] == [("hair", 0.4), ("hair", 0.1)]
+    everywhere = [
+        Effect(
+            replace(spec, region="frame", passes=tuple(replace(p, cover=None) for p in spec.passes))
+        )
+        for spec in specs
+    ]
     with Session([Effect(spec) for spec in specs]) as session:
         regional = session.process(image)
     with Session(everywhere) as session:

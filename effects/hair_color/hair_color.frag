@@ -15,9 +15,13 @@
 #include "color.glsl"
 #include "hair_common.glsl"
 
-// Pass 1's output at the texel nearest px (inside the frame): the filter's statistics need
-// no interpolation, and an unfiltered lookup is much cheaper on a software rasteriser.
-vec4 tap(vec2 px) { return texelFetch(u_frame, ivec2(clamp_px(px)), 0); }
+// Pass 1's output at the texel nearest px (inside the frame), its prior back in alpha (pass 1
+// stores 1 - prior: see hair_mask.frag). The filter's statistics need no interpolation, and
+// an unfiltered lookup is much cheaper on a software rasteriser.
+vec4 tap(vec2 px) {
+    vec4 texel = texelFetch(u_frame, ivec2(clamp_px(px)), 0);
+    return vec4(texel.rgb, 1.0 - texel.a);
+}
 
 const vec2 RING[8] = vec2[8](vec2(1.0, 0.0), vec2(0.7071, 0.7071), vec2(0.0, 1.0),
                              vec2(-0.7071, 0.7071), vec2(-1.0, 0.0), vec2(-0.7071, -0.7071),
@@ -26,7 +30,7 @@ const vec2 RING[8] = vec2[8](vec2(1.0, 0.0), vec2(0.7071, 0.7071), vec2(0.0, 1.0
 // Colour guided filter at px: the prior fitted as a.I + b over a window around px.
 float refined_mask(vec2 px, float radius, float eps) {
     // Away from an edge the window is all hair or all not-hair: skip the fit.
-    float centre = texelFetch(u_frame, ivec2(px), 0).a;
+    float centre = tap(px).a;
     float low = centre, high = centre;
     for (int i = 0; i < 8; ++i) {
         float p = tap(px + radius * RING[i]).a;

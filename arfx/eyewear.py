@@ -262,12 +262,16 @@ def _join(
     )
 
 
-def _cap(ring: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A fan closing a small convex ring (a swept profile's end)."""
+def _cap(ring: np.ndarray, outward: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A fan closing a small convex ring (a swept profile's end), facing ``outward``."""
     n = len(ring)
     vertices = np.concatenate([ring, ring.mean(axis=0, keepdims=True)])
     i = np.arange(n)
-    return vertices, np.stack([i, (i + 1) % n, np.full(n, n)], 1).reshape(-1)
+    fan = np.stack([i, (i + 1) % n, np.full(n, n)], 1)
+    facing = np.cross(ring[1] - ring[0], vertices[n] - ring[0])
+    if np.dot(facing, outward) < 0:
+        fan = fan[:, ::-1]
+    return vertices, fan.reshape(-1)
 
 
 def _sweep(
@@ -300,9 +304,16 @@ def _sweep(
     # Band k joins ring k (vertices k*n...) to ring k+1: the same pattern shifted by n.
     count = len(rings) if closed else len(rings) - 1
     tube = np.concatenate([band + k * n for k in range(count)]) % (len(rings) * n)
+    # Counter-clockwise seen from outside (glTF's front faces): the ring runs clockwise
+    # around the tangent in the (side, normal) basis, so each band triangle is turned round.
+    tube = tube.reshape(-1, 3)[:, ::-1].reshape(-1)
     if closed:
         return [(rings.reshape(-1, 3), tube)]
-    return [(rings.reshape(-1, 3), tube), _cap(rings[0]), _cap(rings[-1])]
+    return [
+        (rings.reshape(-1, 3), tube),
+        _cap(rings[0], -tangent[0]),
+        _cap(rings[-1], tangent[-1]),
+    ]
 
 
 def _smooth_path(points: Sequence[Sequence[float]], samples: int = 48) -> np.ndarray:

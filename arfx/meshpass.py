@@ -331,6 +331,9 @@ class MeshRenderer:
 
         ctx = self.ctx
         ctx.enable(moderngl.DEPTH_TEST)
+        # glTF front faces wind counter-clockwise; images are drawn with row 0 at GL's y = 0
+        # (see arfx.compositor), a mirror image, so on screen they wind clockwise.
+        ctx.front_face = "cw"
         try:
             if pass_spec.occluder == "head" and faces:
                 vao = self._occluder_array()
@@ -362,6 +365,10 @@ class MeshRenderer:
                     for primitive, vao in zip(model.primitives, vaos, strict=True):
                         if primitive.blended == blended:
                             self._set_material(program, model, primitive.material, texture_unit)
+                            if model.model.materials[primitive.material].double_sided:
+                                ctx.disable(moderngl.CULL_FACE)
+                            else:
+                                ctx.enable(moderngl.CULL_FACE)
                             vao.render(moderngl.TRIANGLES)
             ctx.copy_framebuffer(target, layer)  # the resolve, inside the region (scissor)
         finally:
@@ -369,7 +376,8 @@ class MeshRenderer:
             layer.color_mask = (True, True, True, True)
             layer.scissor = None
             layer.use()
-            ctx.disable(moderngl.DEPTH_TEST | moderngl.BLEND)
+            ctx.disable(moderngl.DEPTH_TEST | moderngl.BLEND | moderngl.CULL_FACE)
+            ctx.front_face = "ccw"
 
     @staticmethod
     def _set_material(

@@ -388,6 +388,37 @@ def test_third_party_models_render_on_the_eyes(compositor, tmp_path, obama, mode
     assert changed[int(eyes[0, 1]), int(eyes[0, 0])]  # the lenses cover the eyes
 
 
+def test_back_faces_of_single_sided_materials_are_culled(compositor, tmp_path, obama) -> None:
+    """glTF: a material that is not doubleSided shows its front faces only (and llvmpipe
+    pays per multisampled triangle, so the back half of every tube is not drawn). A plate
+    facing the camera is drawn; wound the other way round it is not, unless doubleSided."""
+    image, faces = obama
+    camera = camera_matrix(image.shape[1::-1])
+    positions = np.array([[-70, -25, 0], [70, -25, 0], [70, 25, 0], [-70, 25, 0]], np.float32)
+    normals = np.tile(np.float32([0.0, 0.0, 1.0]), (4, 1))
+    facing = np.array([0, 1, 2, 0, 2, 3], np.uint32)  # counter-clockwise seen from +z
+    drawn = {}
+    for name, indices, double_sided in (
+        ("front", facing, False),
+        ("back", facing[::-1].copy(), False),
+        ("back_double_sided", facing[::-1].copy(), True),
+    ):
+        plate = tmp_path / f"{name}.glb"
+        mesh = gltf.MeshData("plate", positions / 1000.0, normals, indices, material=0)
+        material = gltf.Material("plate", (0.8, 0.1, 0.1, 1.0), double_sided=double_sided)
+        gltf.save(plate, [mesh], [material])
+        effect = Effect(
+            EffectSpec.load(_copy_effect(tmp_path / name, extra={plate.name: plate})),
+            model=plate.name,
+            front="+z",
+        )
+        out = _render(compositor, effect, image, faces, camera)
+        drawn[name] = int(np.any(out != image, axis=2).sum())
+    assert drawn["front"] > 2000
+    assert drawn["back"] == 0
+    assert drawn["back_double_sided"] == drawn["front"]
+
+
 def test_golden_default_glasses_on_a_photo(compositor, obama) -> None:
     image, faces = obama
     camera = camera_matrix(image.shape[1::-1])

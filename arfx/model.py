@@ -109,6 +109,10 @@ class FaceModel:
         if threads:
             options.intra_op_num_threads = threads
         options.log_severity_level = 3
+        # Worker threads sleep between runs instead of spinning: the CPU is shared with the
+        # trackers and the GL renderer, and spinning burned a quarter of a frame's CPU time
+        # (docs/performance.md).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._options = options
         printed = io.StringIO()
         try:

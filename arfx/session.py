@@ -600,8 +600,9 @@ class Session:
             self._busy = False
 
     def _frame_stages(self, survive: bool = False) -> list[tuple[str, Callable[[Any], Any]]]:
-        """The two halves of a frame as pipeline stages: analysis (CPU) then compositing
-        (GL); the second yields the processed Frame with its faces.
+        """A frame's work as pipeline stages: the faces' analysis, then the hands and the
+        effects' hooks (CPU, the hand tracker beside the next frame's face tracker), then
+        compositing (GL), which yields the processed Frame with its faces.
 
         ``survive`` (live streams): a frame whose analysis or compositing raises comes out
         unprocessed instead of ending the stream (see ``failed_frames``)."""
@@ -609,7 +610,7 @@ class Session:
         def analyse(frame: Frame) -> tuple[Frame, _Prepared]:
             rgb = as_rgb8(frame.image, f"frame {frame.index}")
             try:
-                prepared = self._prepare_frame(rgb, frame.index, frame.time)
+                prepared = self._analyse_faces(rgb, frame.index, frame.time)
             except Exception as exc:
                 if not survive:
                     raise
@@ -619,6 +620,20 @@ class Session:
             if prepared.context is not None:  # the mask builders reuse their buffers
                 masks = {name: mask.copy() for name, mask in prepared.context.masks.items()}
                 prepared.context = replace(prepared.context, masks=masks)
+            return frame, prepared
+
+        def prepare(item: tuple[Frame, _Prepared]) -> tuple[Frame, _Prepared]:
+            frame, prepared = item
+            try:
+                prepared = self._prepare_effects(prepared)
+            except Exception as exc:
+                if not survive:
+                    raise
+                self._frame_failed("analysis", frame.index, exc)
+                return frame, _Prepared(prepared.rgb, [], frame.index)
+            if prepared.context is not None and "hands" in prepared.context.masks:
+                masks = prepared.context.masks  # this stage's own dict (see analyse)
+                masks["hands"] = masks["hands"].copy()  # the tracker reuses its buffer
             return frame, prepared
 
         def composite(item: tuple[Frame, _Prepared]) -> Frame:
@@ -632,7 +647,7 @@ class Session:
                 out = prepared.rgb
             return replace(frame, image=out, faces=tuple(prepared.faces))
 
-        return [("analyse", analyse), ("composite", composite)]
+        return [("analyse", analyse), ("prepare", prepare), ("composite", composite)]
 
     def _frame_failed(self, stage: str, index: int, exc: Exception) -> None:
         """Count a live frame passed through unprocessed; warn on the first of each kind."""
@@ -659,6 +674,13 @@ class Session:
         self, rgb: np.ndarray, index: int | None = None, time: float | None = None
     ) -> _Prepared:
         """Everything before the GPU: track, stabilise, analyse, masks, effect hooks."""
+        return self._prepare_effects(self._analyse_faces(rgb, index, time))
+
+    def _analyse_faces(
+        self, rgb: np.ndarray, index: int | None = None, time: float | None = None
+    ) -> _Prepared:
+        """The faces' half of a frame's analysis: track, stabilise, run the face model and
+        build the face masks (in buffers reused by the next frame)."""
         self._trim.tick()
         if index is None:
             index = self._index
@@ -676,20 +698,30 @@ class Session:
                 masks = self._masks.build(analyses, rgb.shape[:2], face_masks)
             else:
                 masks = self._masks.build(faces, rgb.shape[:2], face_masks)
-        if "hands" in needed:
-            with self._timed("hands"):
-                masks["hands"] = self._hands_mask(rgb, faces)
         height, width = rgb.shape[:2]
         camera = camera_matrix((width, height), self.options.focal_length)
         context = FrameContext(image=rgb, faces=faces, masks=masks, index=index, camera=camera)
+        return _Prepared(rgb, faces, index, context, hands="hands" in needed)
+
+    def _prepare_effects(self, prepared: _Prepared) -> _Prepared:
+        """The rest of a frame's analysis: the hands mask (its own tracker, so a pipeline
+        runs it beside the next frame's face analysis) and the effects' hooks, which may
+        read every mask."""
+        context = prepared.context
+        if context is None:
+            return prepared
+        if prepared.hands:
+            with self._timed("hands"):
+                context.masks["hands"] = self._hands_mask(prepared.rgb, prepared.faces)
         passes = []
         with self._timed("hooks"):
             for effect in self.effects:
                 try:
                     passes.append((effect, effect.uniforms(context, effect.params)))
                 except EffectError as exc:
-                    self._report_failure(effect, index, exc)
-        return _Prepared(rgb, faces, index, context, passes)
+                    self._report_failure(effect, prepared.index, exc)
+        prepared.passes = passes
+        return prepared
 
     def _hands_mask(self, rgb: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
         """The frame's hands as a mask; the tracker starts with the first frame that asks,
@@ -793,6 +825,8 @@ class _Prepared:
     index: int
     context: FrameContext | None = None
     passes: list[tuple[Effect, Any]] = field(default_factory=list)
+    hands: bool = False
+    """Whether an effect reads the ``hands`` mask (``_prepare_effects`` adds it)."""
 
 
 def _effect_name(item: EffectLike) -> str:

@@ -397,7 +397,33 @@ class Session:
     def _track(
         self, rgb: np.ndarray, analyse: bool = True, time: float | None = None
     ) -> list[Face]:
-        """Track and stabilise faces; with ``analyse``, also run the face model on them.
+        """Track and stabilise faces; with ``analyse``, also run the face model on them."""
+        faces, cut = self._follow(rgb, time)
+        if cut and self._hand_tracker is not None:
+            self._hand_tracker.reset()
+            self._hand_search.reset()
+        return self._analyse(rgb, faces, analyse, cut)
+
+    def _follow(self, rgb: np.ndarray, time: float | None = None) -> tuple[list[Face], bool]:
+        """Track and stabilise faces; also whether this frame starts a new scene (a cut: the
+        tracks and filters start afresh, and the later steps must forget theirs too)."""
+        video = not self.options.static_images
+        dt = self._frame_interval(time)
+        cut = bool(video and self.options.stabilizer.scene_cuts and self._cuts(rgb))
+        if cut:
+            self.scene_cuts += 1
+            log.info("frame %d: scene cut, tracks and filters start afresh", self._index - 1)
+            self._tracker.reset()
+            self._stabilizer.reset()
+        with self._timed("track"):
+            faces = self._tracker.track(rgb)
+        if video and self._stabilizer.active:
+            with self._timed("stabilise"):
+                faces = self._stabilizer.stabilize(faces, dt, (rgb.shape[1], rgb.shape[0]))
+        return faces, cut
+
+    def _analyse(self, rgb: np.ndarray, faces: list[Face], analyse: bool, cut: bool) -> list[Face]:
+        """Run the face model on ``faces`` (with ``analyse``), stabilising its maps in video.
 
         Frames rendered only by effects that read no model masks (landmarks or pose only)
         skip the model; its temporal context is then dropped, so a later analysis starts
@@ -405,20 +431,10 @@ class Session:
         (``static_images``): one image's masks are no guide to the next, and they are not
         stabilised either.
         """
-        video = not self.options.static_images
-        dt = self._frame_interval(time)
-        if video and self.options.stabilizer.scene_cuts and self._cuts(rgb):
-            self.scene_cuts += 1
-            log.info("frame %d: scene cut, tracks and filters start afresh", self._index - 1)
-            self._forget_history()
-        with self._timed("track"):
-            faces = self._tracker.track(rgb)
-        if video and self._stabilizer.active:
-            with self._timed("stabilise"):
-                faces = self._stabilizer.stabilize(faces, dt, (rgb.shape[1], rgb.shape[0]))
         if self._analyzer is None:
             return faces
-        if not analyse or not video:
+        video = not self.options.static_images
+        if cut or not analyse or not video:
             self._analyzer.reset()
             self._mask_stabilizer.reset()
         if analyse:
@@ -600,23 +616,39 @@ class Session:
             self._busy = False
 
     def _frame_stages(self, survive: bool = False) -> list[tuple[str, Callable[[Any], Any]]]:
-        """A frame's work as pipeline stages: the faces' analysis, then the hands and the
-        effects' hooks (CPU, the hand tracker beside the next frame's face tracker), then
-        compositing (GL), which yields the processed Frame with its faces.
+        """A frame's work as pipeline stages, each beside the next frame's previous one:
+        face tracking; the face model and masks; the hands and the effects' hooks; then
+        compositing (GL), which yields the processed Frame with its faces. A scene cut
+        travels with its frame, so each stage forgets its own history at the right frame.
 
         ``survive`` (live streams): a frame whose analysis or compositing raises comes out
-        unprocessed instead of ending the stream (see ``failed_frames``)."""
+        unprocessed instead of ending the stream (see ``failed_frames``); the failing
+        stage starts afresh, and so do the later ones (the frame counts as a cut)."""
 
-        def analyse(frame: Frame) -> tuple[Frame, _Prepared]:
+        def failed(frame: Frame, prepared: _Prepared, exc: Exception) -> tuple[Frame, _Prepared]:
+            if not survive:
+                raise exc
+            self._frame_failed("analysis", frame.index, exc)
+            return frame, _Prepared(prepared.rgb, [], frame.index, cut=True)
+
+        def track(frame: Frame) -> tuple[Frame, _Prepared]:
             rgb = as_rgb8(frame.image, f"frame {frame.index}")
             try:
-                prepared = self._analyse_faces(rgb, frame.index, frame.time)
+                return frame, self._follow_frame(rgb, frame.index, frame.time)
             except Exception as exc:
-                if not survive:
-                    raise
-                self._frame_failed("analysis", frame.index, exc)
-                self._forget_history()  # the tracker may be half-way through an update
-                return frame, _Prepared(rgb, [], frame.index)
+                self._tracker.reset()  # it may be half-way through an update
+                self._stabilizer.reset()
+                return failed(frame, _Prepared(rgb, [], frame.index), exc)
+
+        def analyse(item: tuple[Frame, _Prepared]) -> tuple[Frame, _Prepared]:
+            frame, prepared = item
+            try:
+                prepared = self._analyse_frame(prepared)
+            except Exception as exc:
+                if self._analyzer is not None:
+                    self._analyzer.reset()
+                self._mask_stabilizer.reset()
+                return failed(frame, prepared, exc)
             if prepared.context is not None:  # the mask builders reuse their buffers
                 masks = {name: mask.copy() for name, mask in prepared.context.masks.items()}
                 prepared.context = replace(prepared.context, masks=masks)
@@ -627,10 +659,9 @@ class Session:
             try:
                 prepared = self._prepare_effects(prepared)
             except Exception as exc:
-                if not survive:
-                    raise
-                self._frame_failed("analysis", frame.index, exc)
-                return frame, _Prepared(prepared.rgb, [], frame.index)
+                if self._hand_tracker is not None:
+                    self._hand_tracker.reset()
+                return failed(frame, prepared, exc)
             if prepared.context is not None and "hands" in prepared.context.masks:
                 masks = prepared.context.masks  # this stage's own dict (see analyse)
                 masks["hands"] = masks["hands"].copy()  # the tracker reuses its buffer
@@ -647,7 +678,12 @@ class Session:
                 out = prepared.rgb
             return replace(frame, image=out, faces=tuple(prepared.faces))
 
-        return [("analyse", analyse), ("prepare", prepare), ("composite", composite)]
+        return [
+            ("track", track),
+            ("analyse", analyse),
+            ("prepare", prepare),
+            ("composite", composite),
+        ]
 
     def _frame_failed(self, stage: str, index: int, exc: Exception) -> None:
         """Count a live frame passed through unprocessed; warn on the first of each kind."""
@@ -674,13 +710,13 @@ class Session:
         self, rgb: np.ndarray, index: int | None = None, time: float | None = None
     ) -> _Prepared:
         """Everything before the GPU: track, stabilise, analyse, masks, effect hooks."""
-        return self._prepare_effects(self._analyse_faces(rgb, index, time))
+        return self._prepare_effects(self._analyse_frame(self._follow_frame(rgb, index, time)))
 
-    def _analyse_faces(
+    def _follow_frame(
         self, rgb: np.ndarray, index: int | None = None, time: float | None = None
     ) -> _Prepared:
-        """The faces' half of a frame's analysis: track, stabilise, run the face model and
-        build the face masks (in buffers reused by the next frame)."""
+        """A frame's first step: track and stabilise its faces; note which masks the
+        effects want."""
         self._trim.tick()
         if index is None:
             index = self._index
@@ -688,25 +724,37 @@ class Session:
         needed = sorted({m for effect in self.effects for m in effect.spec.masks})
         optional = {m for effect in self.effects for m in effect.spec.optional_masks}
         needed = sorted({*needed, *(optional & set(self._available_masks))})
+        faces, cut = self._follow(rgb, time)
         face_masks = [name for name in needed if name not in HAND_MASKS]
-        faces = self._track(rgb, analyse=bool(face_masks), time=time)
+        return _Prepared(rgb, faces, index, hands="hands" in needed, masks=face_masks, cut=cut)
+
+    def _analyse_frame(self, prepared: _Prepared) -> _Prepared:
+        """A frame's second step: the face model and the face masks (in buffers reused by
+        the next frame)."""
+        rgb, faces = prepared.rgb, prepared.faces
+        self._analyse(rgb, faces, bool(prepared.masks), prepared.cut)
         if not faces or not self.effects:
-            return _Prepared(rgb, faces, index)
+            return prepared
         with self._timed("masks"):
             if isinstance(self._masks, ModelMasks):
                 analyses = [face.analysis for face in faces]
-                masks = self._masks.build(analyses, rgb.shape[:2], face_masks)
+                masks = self._masks.build(analyses, rgb.shape[:2], prepared.masks)
             else:
-                masks = self._masks.build(faces, rgb.shape[:2], face_masks)
+                masks = self._masks.build(faces, rgb.shape[:2], prepared.masks)
         height, width = rgb.shape[:2]
         camera = camera_matrix((width, height), self.options.focal_length)
-        context = FrameContext(image=rgb, faces=faces, masks=masks, index=index, camera=camera)
-        return _Prepared(rgb, faces, index, context, hands="hands" in needed)
+        prepared.context = FrameContext(
+            image=rgb, faces=faces, masks=masks, index=prepared.index, camera=camera
+        )
+        return prepared
 
     def _prepare_effects(self, prepared: _Prepared) -> _Prepared:
         """The rest of a frame's analysis: the hands mask (its own tracker, so a pipeline
         runs it beside the next frame's face analysis) and the effects' hooks, which may
         read every mask."""
+        if prepared.cut and self._hand_tracker is not None:
+            self._hand_tracker.reset()
+            self._hand_search.reset()
         context = prepared.context
         if context is None:
             return prepared
@@ -827,6 +875,10 @@ class _Prepared:
     passes: list[tuple[Effect, Any]] = field(default_factory=list)
     hands: bool = False
     """Whether an effect reads the ``hands`` mask (``_prepare_effects`` adds it)."""
+    masks: list[str] = field(default_factory=list)
+    """The face masks the effects read (``_analyse_frame`` builds them)."""
+    cut: bool = False
+    """This frame starts a new scene: each step forgets its history first."""
 
 
 def _effect_name(item: EffectLike) -> str:

@@ -617,7 +617,7 @@ class Session:
 
     def _frame_stages(self, live: bool = False) -> list[tuple[str, Callable[[Any], Any]]]:
         """A frame's work as pipeline stages, each beside the next frame's previous one:
-        face tracking; the face model and masks; the hands and the effects' hooks; then
+        face tracking; the face model; the masks, the hands and the effects' hooks; then
         compositing (GL), which yields the processed Frame with its faces. A scene cut
         travels with its frame, so each stage forgets its own history at the right frame.
 
@@ -652,9 +652,6 @@ class Session:
                     self._analyzer.reset()
                 self._mask_stabilizer.reset()
                 return failed(frame, prepared, exc)
-            if prepared.context is not None:  # the mask builders reuse their buffers
-                masks = {name: mask.copy() for name, mask in prepared.context.masks.items()}
-                prepared.context = replace(prepared.context, masks=masks)
             return frame, prepared
 
         def prepare(item: tuple[Frame, _Prepared]) -> tuple[Frame, _Prepared]:
@@ -665,9 +662,9 @@ class Session:
                 if self._hand_tracker is not None:
                     self._hand_tracker.reset()
                 return failed(frame, prepared, exc)
-            if prepared.context is not None and "hands" in prepared.context.masks:
-                masks = prepared.context.masks  # this stage's own dict (see analyse)
-                masks["hands"] = masks["hands"].copy()  # the tracker reuses its buffer
+            if prepared.context is not None:  # the mask builders reuse their buffers
+                masks = {name: mask.copy() for name, mask in prepared.context.masks.items()}
+                prepared.context = replace(prepared.context, masks=masks)
             return frame, prepared
 
         def composite(item: tuple[Frame, _Prepared]) -> Frame:
@@ -737,10 +734,19 @@ class Session:
         return _Prepared(rgb, faces, index, hands="hands" in needed, masks=face_masks, cut=cut)
 
     def _analyse_frame(self, prepared: _Prepared) -> _Prepared:
-        """A frame's second step: the face model and the face masks (in buffers reused by
-        the next frame)."""
+        """A frame's second step: the face model (the slowest step, so it does nothing else)."""
+        self._analyse(prepared.rgb, prepared.faces, bool(prepared.masks), prepared.cut)
+        return prepared
+
+    def _prepare_effects(self, prepared: _Prepared) -> _Prepared:
+        """A frame's last step before the GPU: the face masks and the hands mask (in
+        buffers reused by the next frame; the hand tracker runs here, beside the next
+        frame's face analysis in a pipeline) and the effects' hooks, which may read every
+        mask."""
+        if prepared.cut and self._hand_tracker is not None:
+            self._hand_tracker.reset()
+            self._hand_search.reset()
         rgb, faces = prepared.rgb, prepared.faces
-        self._analyse(rgb, faces, bool(prepared.masks), prepared.cut)
         if not faces or not self.effects:
             return prepared
         with self._timed("masks"):
@@ -749,26 +755,15 @@ class Session:
                 masks = self._masks.build(analyses, rgb.shape[:2], prepared.masks)
             else:
                 masks = self._masks.build(faces, rgb.shape[:2], prepared.masks)
-        height, width = rgb.shape[:2]
-        camera = camera_matrix((width, height), self.options.focal_length)
-        prepared.context = FrameContext(
-            image=rgb, faces=faces, masks=masks, index=prepared.index, camera=camera
-        )
-        return prepared
-
-    def _prepare_effects(self, prepared: _Prepared) -> _Prepared:
-        """The rest of a frame's analysis: the hands mask (its own tracker, so a pipeline
-        runs it beside the next frame's face analysis) and the effects' hooks, which may
-        read every mask."""
-        if prepared.cut and self._hand_tracker is not None:
-            self._hand_tracker.reset()
-            self._hand_search.reset()
-        context = prepared.context
-        if context is None:
-            return prepared
         if prepared.hands:
             with self._timed("hands"):
-                context.masks["hands"] = self._hands_mask(prepared.rgb, prepared.faces)
+                masks["hands"] = self._hands_mask(rgb, faces)
+        height, width = rgb.shape[:2]
+        camera = camera_matrix((width, height), self.options.focal_length)
+        context = FrameContext(
+            image=rgb, faces=faces, masks=masks, index=prepared.index, camera=camera
+        )
+        prepared.context = context
         passes = []
         with self._timed("hooks"):
             for effect in self.effects:

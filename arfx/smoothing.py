@@ -464,17 +464,20 @@ class MaskStabilizer:
         return out
 
     def _blend(self, current: Any, previous: Any) -> Any:
-        parsing, occlusion = previous.parsing, previous.occlusion
-        change = np.abs(parsing - current.parsing).max(axis=0)
-        change = np.maximum(change, np.abs(occlusion - current.occlusion))
+        # current + keep * (previous - current), each difference computed once and blended
+        # in place: this runs in the model's pipeline stage, the busiest one.
+        parsing = previous.parsing - current.parsing
+        occlusion = previous.occlusion - current.occlusion
+        change = np.abs(parsing).max(axis=0)
+        np.maximum(change, np.abs(occlusion), out=change)
         limit = self.options.mask_change
         keep = self.options.mask_keep * np.clip(2.0 * (limit - change) / limit, 0, 1)
         keep = keep.astype(np.float32)
-        return replace(
-            current,
-            parsing=current.parsing + keep * (parsing - current.parsing),
-            occlusion=current.occlusion + keep * (occlusion - current.occlusion),
-        )
+        parsing *= keep
+        parsing += current.parsing
+        occlusion *= keep
+        occlusion += current.occlusion
+        return replace(current, parsing=parsing, occlusion=occlusion)
 
 
 class SceneCutDetector:

@@ -304,7 +304,7 @@ class Compositor:
                     vao.render(moderngl.TRIANGLES, vertices=3)
                 else:
                     cover = spec.passes[index].cover
-                    draw = _covered(cover, frame.masks, rects)
+                    draw = rects if cover is None else _covered(cover, frame.masks, rects)
                     if draw != [area]:  # parts of the working area stay as they came
                         framebuffer.scissor = area
                         framebuffer.use()
@@ -516,12 +516,10 @@ def _draw_tiles(program: moderngl.Program, vao: moderngl.VertexArray, tiles: lis
 
 
 def _covered(
-    cover: tuple[str, float] | None, masks: Mapping[str, np.ndarray], rects: list[Rect] | None
-) -> list[Rect | None]:
-    """Where a pass is drawn: its region's ``rects`` (None: the whole frame), and with
-    ``cover`` only the tiles of them where the cover mask reaches its value."""
-    if cover is None:
-        return list(rects) if rects is not None else [None]
+    cover: tuple[str, float], masks: Mapping[str, np.ndarray], rects: list[Rect] | None
+) -> list[Rect]:
+    """Where a pass with ``cover`` is drawn: the tiles of its region's ``rects`` (None: the
+    whole frame) where the cover mask reaches its value."""
     name, above = cover
     tiles = coverage_rects(masks[name], above)
     if rects is None:

@@ -18,6 +18,7 @@ uniform vec3 u_crop_x[ARFX_MAX_FACES];       // frame pixel -> model crop pixel,
 uniform vec3 u_crop_y[ARFX_MAX_FACES];
 uniform float u_crop_pixel[ARFX_MAX_FACES];  // frame pixels per crop pixel
 
+// HAIR_LOW and REACH are also the `cover` values of the two passes in effect.json.
 const float HAIR_LOW = 0.4;     // model probability ramp: below = not hair, above HIGH = hair
 const float HAIR_HIGH = 0.85;
 const float REACH = 0.1;       // below this probability a pixel is left alone

@@ -78,6 +78,23 @@ def test_bench_soak_command(tmp_path: Path, video_path, capsys) -> None:
     assert report["growth"]["open_files"] == 0
 
 
+def test_soak_counts_open_files_without_its_looped_input(tmp_path: Path) -> None:
+    """The looped input is closed and opened again on every pass; the soak's count leaves
+    it out so a sample between the two cannot look like a change. Any other file counts."""
+    from arfx.soak import open_files
+
+    video = tmp_path / "input.mp4"
+    video.write_bytes(b"not a video")
+    other = tmp_path / "other.bin"
+    other.write_bytes(b"x")
+    base = open_files(excluding=video)
+    with open(video, "rb"):
+        assert open_files(excluding=video) == base
+        with open(other, "rb"):
+            assert open_files(excluding=video) == base + 1
+    assert open_files(excluding=video) == base
+
+
 def test_periodic_trim_hands_free_heap_pages_back() -> None:
     """Free pages left between live heap blocks go back to the system on the next due
     tick, and not before: real glibc, real resident memory."""

@@ -183,7 +183,9 @@ class Pipeline:
             try:
                 return q.get(timeout=_POLL)
             except queue.Empty:
-                if self._stop.is_set() and self._error is not None:
+                # Stopped (an error, or the consumer closed the stream): the end marker on
+                # its way here may have been drained by run(), so end without waiting for it.
+                if self._stop.is_set():
                     return _END
 
     def _put(self, q: queue.Queue, item: Any, *, force: bool = False) -> None:

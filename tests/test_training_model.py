@@ -221,6 +221,23 @@ def test_overfit_three_steps_reduces_loss():
     assert losses[3] < losses[0]
 
 
+def test_bf16_training_keeps_outputs_and_decoding_in_float32():
+    """--precision bf16 runs the convolutions in bfloat16, but the heads leave in float32 and
+    the landmark barycentre is computed in float32: in bf16 it would lose about a pixel."""
+    torch.manual_seed(0)
+    net = FaceNet(TINY).train()
+    batch = _batch(2)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = net(batch["image"], batch["context"])
+    assert all(v.dtype == torch.float32 for v in out.values())
+    # The landmarks are the float32 decoding of the (float32) heatmaps.
+    exact = decode_heatmaps(out["heatmaps"].detach())
+    torch.testing.assert_close(out["landmarks"].detach(), exact, atol=1e-4, rtol=0)
+    loss, _ = multitask_loss(out, batch)
+    loss.backward()
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in net.parameters())
+
+
 def test_mixed_batches_are_deterministic_and_resumable():
     from arfx.training.train import MixedBatches
 

@@ -376,6 +376,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--width", type=float, default=FaceNetConfig.width)
     p.add_argument("--expand", type=int, default=FaceNetConfig.expand)
     p.add_argument("--full-res", type=int, default=FaceNetConfig.full_res)
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="training arithmetic: bf16 autocast runs a step about 2x faster on CPUs with "
+        "AVX-512 BF16; validation and export stay float32",
+    )
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--val-minutes", type=float, default=10.0)
@@ -490,7 +497,7 @@ def main(argv: list[str] | None = None) -> None:
         f"train {available}, val {len(val_set)}; batch {mix}; "
         f"class weights {np.round(class_weights.numpy(), 2).tolist()}; "
         f"loss weights {asdict(loss_weights)}; augment {asdict(augment)}; "
-        f"border labels {args.border_labels}",
+        f"border labels {args.border_labels}; precision {args.precision}",
         flush=True,
     )
 
@@ -581,7 +588,8 @@ def main(argv: list[str] | None = None) -> None:
         d0 = time.perf_counter()
         batch = to_device(next(it))
         d1 = time.perf_counter()
-        out_ = net(batch["image"], batch["context"])
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+            out_ = net(batch["image"], batch["context"])
         loss, parts = multitask_loss(out_, batch, class_weights, loss_weights)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -132,6 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
     parsing.add_argument(
         "--occluder", action="store_true", help="paste a synthetic occluder over each mouth"
     )
+    parsing.add_argument(
+        "--crown-cut",
+        action="store_true",
+        help="cut each image so its top edge crosses the hair (a head at the top of a frame) "
+        "and also score the hair just below that edge",
+    )
     parsing.add_argument("--model", type=Path, help="face model ONNX (default: the shipped one)")
     parsing.add_argument(
         "--teacher",
@@ -597,6 +603,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             split=args.split,
             limit=args.limit,
             occluder=args.occluder,
+            crown_cut=args.crown_cut,
             model_path=args.model,
             teacher_path=args.teacher,
             progress=progress,

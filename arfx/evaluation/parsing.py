@@ -42,6 +42,9 @@ __all__ = [
     "ClassScore",
     "MethodResult",
     "OccluderScore",
+    "CROWN_CUT",
+    "EDGE_BAND",
+    "crown_cut_row",
     "ParsingReport",
     "default_teacher_path",
     "evaluate_parsing",
@@ -80,6 +83,16 @@ now mapped with ``CELEBAMASK_TO_ARFX``, which gives the same ground truth for th
 
 TEACHER_FILE = "mediapipe_hair_segmentation.tflite"
 TEACHER_SIZE = 512
+
+CROWN_CUT = 0.5
+"""Where ``crown_cut`` cuts: this fraction of the way from the hair's top row down to the brows'
+top row (Wolfgang's frames 85-110 cut the crown about so)."""
+EDGE_BAND = 0.08
+"""Height of the band below the cut that is scored on its own, as a fraction of the label
+height (41 rows of a 512-row label)."""
+_CUT_MIN_HAIR = 0.15
+"""``crown_cut`` keeps an image only if hair covers this fraction of the label width at the cut
+row and the hair reaches this fraction of the label height above the brows."""
 
 _TRUTH_CLASSES = {
     name: np.array([CLASS_INDEX[c] for c in MODEL_MASKS[name]], dtype=np.uint8)
@@ -132,6 +145,8 @@ class MethodResult:
     """Time spent in this method's predictions (tracking excluded: it is shared)."""
     scores: dict[str, ClassScore] = field(default_factory=dict)
     occluder: OccluderScore | None = None
+    edge: ClassScore | None = None
+    """With ``crown_cut``: hair IoU in the band of ``EDGE_BAND`` below the frame's top edge."""
 
     @property
     def available(self) -> bool:
@@ -148,6 +163,10 @@ class ParsingReport:
     methods: dict[str, MethodResult] = field(default_factory=dict)
     split: str = "all"
     occluder: bool = False
+    crown_cut: bool = False
+    """Each image was cut so its top edge crosses the hair (``crown_cut_row``); images without
+    enough hair above the brows were left out (``cut_skipped``)."""
+    cut_skipped: int = 0
     data: str = ""
     tracking_seconds: float = 0.0
     """Time in the shared face tracking, which no method's ``seconds`` includes."""
@@ -180,6 +199,8 @@ class ParsingReport:
             "data": self.data,
             "split": self.split,
             "occluder": self.occluder,
+            "crown_cut": self.crown_cut,
+            "cut_skipped": self.cut_skipped,
             "images": self.images,
             "faces_found": self.faces_found,
             "seconds": self.seconds,
@@ -201,6 +222,8 @@ class ParsingReport:
             methods={name: _method_from_json(result) for name, result in data["methods"].items()},
             split=str(data.get("split", "all")),
             occluder=bool(data.get("occluder", False)),
+            crown_cut=bool(data.get("crown_cut", False)),
+            cut_skipped=int(data.get("cut_skipped", 0)),
             data=str(data.get("data", "")),
             tracking_seconds=float(data.get("tracking_seconds", 0.0)),
         )
@@ -211,6 +234,8 @@ class ParsingReport:
         where = f"{Path(self.data).name or 'parsing'} split {self.split}"
         if self.occluder:
             where += ", mouth occluded"
+        if self.crown_cut:
+            where += f", top edge cut through the hair ({self.cut_skipped} without hair to cut)"
         tracking = per_image_ms(self.tracking_seconds, self.images)
         lines = [
             f"{where}: {self.images} images, a face found in {self.faces_found} "
@@ -244,6 +269,16 @@ class ParsingReport:
                     has = m.occluder is not None and m.occluder.images > 0
                     row += _pair(*pick(m.occluder)) if has else _pair(None, None)
                 rows.append(row)
+        if self.crown_cut:
+            row = ["hair at the edge"]
+            for m in methods:
+                edge = m.edge
+                row += (
+                    _pair(edge.mean_iou, edge.aggregate_iou)
+                    if edge and edge.images
+                    else _pair(None, None)
+                )
+            rows.append(row)
         timing = ["ms per image"]
         for m in methods:
             timing += [per_image_ms(m.seconds, self.images) if m.available else "-", ""]
@@ -263,7 +298,9 @@ def _method_from_json(data: dict) -> MethodResult:
         occluder = OccluderScore(
             **{**occluder, "lips_outside": ClassScore(**occluder["lips_outside"])}
         )
+    edge = data.get("edge")
     return MethodResult(
+        edge=ClassScore(**edge) if edge else None,
         name=str(data["name"]),
         status=str(data.get("status", "ok")),
         seconds=float(data.get("seconds", 0.0)),
@@ -470,6 +507,7 @@ def evaluate_parsing(
     split: str = "all",
     limit: int | None = None,
     occluder: bool = False,
+    crown_cut: bool = False,
     model_path: Path | str | None = None,
     teacher_path: Path | str | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -488,8 +526,12 @@ def evaluate_parsing(
     when their default file is absent; an explicit model path that cannot load raises
     ModelError. With ``occluder`` a synthetic occluder (``synthetic_occluder``, seeded by the
     image name) covers each mouth after tracking on the clean image; the labels under it become
-    background, as the model contract defines. ``progress(done, total)`` is called after each
-    image. ``method`` is the first version's single-method argument.
+    background, as the model contract defines. With ``crown_cut`` each image and its labels
+    lose the rows above ``crown_cut_row`` before tracking, so the crop reaches past the top edge
+    as it does for a head at the top of a video frame; hair in the band just below that edge is
+    scored on its own (``MethodResult.edge``), and images with too little hair are left out.
+    ``progress(done, total)`` is called after each image. ``method`` is the first version's
+    single-method argument.
     """
     if method is not None:
         methods = (method,)
@@ -517,7 +559,8 @@ def evaluate_parsing(
             runners[name] = predict
     tallies = {m: {n: _IouTally() for n in METHOD_CLASSES[m]} for m in runners}
     occluded = {m: (_FractionTally(), _FractionTally(), _IouTally()) for m in runners}
-    faces_found = 0
+    edges = {m: _IouTally() for m in runners if "hair" in METHOD_CLASSES[m]}
+    faces_found = scored = skipped = 0
     tracking = 0.0
     start = time.perf_counter()
     with FaceTracker(TrackerOptions(static_images=True, max_faces=1)) as tracker:
@@ -526,6 +569,18 @@ def evaluate_parsing(
             labels = _read_labels(mask_path)
             _check_sizes(rgb, labels, image_path, mask_path)
             classes = CELEBAMASK_TO_ARFX[labels]
+            band = 0
+            if crown_cut:
+                cut = crown_cut_row(classes)
+                if cut is None:
+                    skipped += 1
+                    if progress is not None:
+                        progress(done, len(pairs))
+                    continue
+                rgb = np.ascontiguousarray(rgb[cut * rgb.shape[0] // labels.shape[0] :])
+                labels, classes = labels[cut:], classes[cut:]
+                band = int(round(EDGE_BAND * (labels.shape[0] + cut)))
+            scored += 1
             began = time.perf_counter()
             faces = tracker.track(rgb)[:1]
             tracking += time.perf_counter() - began
@@ -547,6 +602,8 @@ def evaluate_parsing(
                 predicted = {n: _to_size(masks[n], labels.shape) >= THRESHOLD for n in names}
                 for n in names:
                     tallies[name][n].add(predicted[n], truth[n])
+                if band and name in edges:
+                    edges[name].add(predicted["hair"][:band], truth["hair"][:band])
                 if hidden is not None and "lips" in predicted:
                     covered, hidden_lips, outside = occluded[name]
                     lips = predicted["lips"]
@@ -558,6 +615,8 @@ def evaluate_parsing(
                 progress(done, len(pairs))
     for name in runners:
         results[name].scores = {n: t.score(n) for n, t in tallies[name].items()}
+        if crown_cut and name in edges:
+            results[name].edge = edges[name].score("hair")
         if occluder and "lips" in METHOD_CLASSES[name]:
             covered, hidden_lips, outside = occluded[name]
             results[name].occluder = OccluderScore(
@@ -569,15 +628,38 @@ def evaluate_parsing(
                 lips_outside=outside.score("lips"),
             )
     return ParsingReport(
-        images=len(pairs),
+        images=scored,
         faces_found=faces_found,
         seconds=time.perf_counter() - start,
         methods=results,
         split=split,
         occluder=occluder,
+        crown_cut=crown_cut,
+        cut_skipped=skipped,
         data=str(data_dir),
         tracking_seconds=tracking,
     )
+
+
+def crown_cut_row(classes: np.ndarray) -> int | None:
+    """The label row at which to cut an image so that its top edge crosses the hair above the
+    face, as when a head touches the top of a video frame: ``CROWN_CUT`` of the way from the
+    hair's top row to the brows' top row. None when the image has too little hair there.
+
+    ``classes`` holds arfx class ids (``CELEBAMASK_TO_ARFX`` applied).
+    """
+    height, width = classes.shape
+    hair_rows = np.flatnonzero((classes == CLASS_INDEX["hair"]).any(axis=1))
+    brow_rows = np.flatnonzero(np.isin(classes, (CLASS_INDEX["brows"], CLASS_INDEX["eyes"])).any(1))
+    if not hair_rows.size or not brow_rows.size:
+        return None
+    top, brows = int(hair_rows[0]), int(brow_rows[0])
+    if brows - top < _CUT_MIN_HAIR * height:
+        return None
+    cut = int(round(top + CROWN_CUT * (brows - top)))
+    if np.count_nonzero(classes[cut] == CLASS_INDEX["hair"]) < _CUT_MIN_HAIR * width:
+        return None
+    return cut
 
 
 def _check_sizes(rgb: np.ndarray, labels: np.ndarray, image: Path, mask: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -169,6 +170,33 @@ def test_train_augmentation_varies(cache):
     assert not np.array_equal(first["image"], second["image"])
     replay = FaceSamples(cache, "train", augment=True, seed=0)[0]
     np.testing.assert_array_equal(first["image"], replay["image"])  # reproducible from seed
+
+
+def test_lip_prior_can_be_dropped_or_jittered(cache):
+    """The mesh lip prior (context channel 3) is exact by default; prior_zero removes it and
+    prior_jitter moves its edge, so a model must read the lips from the image."""
+    still = replace(STILL, flip=0.0)
+    exact = FaceSamples(cache, "train", augment=True, seed=0, config=still)
+    with_prior = [i for i in range(len(exact)) if exact[i]["context"][3].any()]
+    assert with_prior  # celebamask and video items have a mesh
+    i = with_prior[0]
+    prior = exact[i]["context"][3]  # the polygons, anti-aliased
+    assert prior.min() >= 0.0 and prior.max() == 1.0
+    zero = FaceSamples(cache, "train", augment=True, seed=0, config=replace(still, prior_zero=1.0))
+    assert not zero[i]["context"][3].any()
+    jitter = replace(still, prior_jitter=1.0)
+    changed = 0
+    for seed in range(6):
+        moved = FaceSamples(cache, "train", augment=True, seed=seed, config=jitter)[i]
+        moved = moved["context"][3]
+        assert moved.min() >= 0.0 and moved.max() <= 1.0
+        inter = np.count_nonzero((moved > 0.5) & (prior > 0.5))
+        union = np.count_nonzero((moved > 0.5) | (prior > 0.5))
+        assert inter / union > 0.25  # thin lips: a pixel or two is a lot of IoU
+        near = np.argwhere(moved > 0.5).mean(0) - np.argwhere(prior > 0.5).mean(0)
+        assert np.hypot(*near) < 4.0  # the same lips, their edge moved
+        changed += not np.array_equal(moved > 0.5, prior > 0.5)
+    assert changed >= 5
 
 
 def test_fake_previous_masks_move_as_far_as_configured():

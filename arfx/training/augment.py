@@ -62,6 +62,18 @@ class AugmentConfig:
     previous_grow: int = 2
     """Largest growth or shrinkage of a fake previous mask, pixels. A previous mask that is
     almost the label teaches the network to copy it instead of reading the image."""
+    prior_zero: float = 0.0
+    """Chance that the mesh lip prior (context channel 3) is all zeros. Models trained with
+    it always present (v1, v5) draw no lips at all without it: they learned to copy it, not
+    to find lips in the image (docs/face-model-v5-experiment)."""
+    prior_jitter: float = 0.0
+    """Chance that the mesh lip prior is moved, turned, scaled and grown a little
+    (``jitter_prior``), as a mesh that misses the lip edge would draw it."""
+    prior_shift: float = 0.006
+    """Largest shift of a jittered lip prior, of the crop size, each axis."""
+    prior_grow: int = 1
+    """Largest growth of a jittered lip prior, pixels (it shrinks by at most 1: thin lips
+    would vanish)."""
     blur: float = 0.15
     motion_blur: float = 0.1
     noise: float = 0.3
@@ -309,6 +321,32 @@ def paste_occluder(image: np.ndarray, rgb: np.ndarray, alpha: np.ndarray) -> np.
 
 
 # ---------------------------------------------------------------- fake previous masks
+
+
+def jitter_prior(
+    prior: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    shift: float = AugmentConfig.prior_shift,
+    grow: int = AugmentConfig.prior_grow,
+) -> np.ndarray:
+    """The mesh lip prior (H, W) float32 as a slightly wrong mesh would draw it: turned by up
+    to 2 degrees and scaled by up to 4% about the lips' centre, moved by up to ``shift`` of
+    the crop, then grown by up to ``grow`` or shrunk by 1 pixel. Anti-aliased like the
+    original."""
+    h, w = prior.shape
+    ys, xs = np.nonzero(prior > 0.5)
+    if xs.size == 0:
+        return prior
+    centre = (float(xs.mean()), float(ys.mean()))
+    matrix = cv2.getRotationMatrix2D(centre, rng.uniform(-2, 2), rng.uniform(0.96, 1.04))
+    matrix[:, 2] += rng.uniform(-shift, shift, 2) * w
+    out = cv2.warpAffine(prior, matrix, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
+    r = int(rng.integers(-1, grow + 1))
+    if r:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * abs(r) + 1,) * 2)
+        out = cv2.dilate(out, kernel) if r > 0 else cv2.erode(out, kernel)
+    return out
 
 
 def fake_previous(

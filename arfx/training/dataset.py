@@ -60,6 +60,7 @@ from .augment import (
     fake_previous,
     flip_matrix,
     jitter_alignment,
+    jitter_prior,
     paste_occluder,
     photometric,
     random_occluder,
@@ -340,6 +341,14 @@ class FaceSamples:
             context[:3] = fake_previous(
                 previous, rng, shift=config.previous_shift, grow=config.previous_grow
             )
+        if rng is not None and prior.any():
+            # Only drawn when enabled, so recipes without them keep their random sequence.
+            if config.prior_zero and rng.random() < config.prior_zero:
+                context[3] = 0.0
+            elif config.prior_jitter and rng.random() < config.prior_jitter:
+                context[3] = jitter_prior(
+                    prior, rng, shift=config.prior_shift, grow=config.prior_grow
+                )
 
         if rng is not None:
             image = photometric(image, rng, config)

@@ -138,6 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="cut each image so its top edge crosses the hair (a head at the top of a frame) "
         "and also score the hair just below that edge",
     )
+    parsing.add_argument(
+        "--no-lip-prior",
+        dest="lip_prior",
+        action="store_false",
+        help="run the model without the mesh lip polygons in its context (what it finds in "
+        "the image alone)",
+    )
     parsing.add_argument("--model", type=Path, help="face model ONNX (default: the shipped one)")
     parsing.add_argument(
         "--teacher",
@@ -604,6 +611,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             limit=args.limit,
             occluder=args.occluder,
             crown_cut=args.crown_cut,
+            lip_prior=args.lip_prior,
             model_path=args.model,
             teacher_path=args.teacher,
             progress=progress,

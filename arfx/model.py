@@ -222,11 +222,14 @@ class FaceAnalyzer:
 
     Keeps each face's previous analysis to build the context input, warped from the
     previous crop into the current one, so the masks stay stable from frame to frame.
-    ``reset()`` forgets it (a scene cut).
+    ``reset()`` forgets it (a scene cut). ``lip_prior=False`` leaves the mesh lip polygons
+    out of the context (channel 3 all zeros): an evaluation of what the model finds in the
+    image alone, not a setting for effects.
     """
 
-    def __init__(self, model: FaceModel) -> None:
+    def __init__(self, model: FaceModel, *, lip_prior: bool = True) -> None:
         self.model = model
+        self.lip_prior = lip_prior
         self._previous: dict[int, FaceAnalysis] = {}
 
     def reset(self) -> None:
@@ -253,8 +256,9 @@ class FaceAnalyzer:
             previous = self._previous.get(face.id)
             if previous is not None:
                 context[i, :3] = rewarp(previous.context(), previous.alignment, alignment)
-            crop_points = alignment.to_crop(face.landmarks)
-            context[i, 3] = mesh_mask(crop_points, (CROP_SIZE, CROP_SIZE), "lips") / 255.0
+            if self.lip_prior:
+                crop_points = alignment.to_crop(face.landmarks)
+                context[i, 3] = mesh_mask(crop_points, (CROP_SIZE, CROP_SIZE), "lips") / 255.0
         outputs = self.model.infer(crops, context)
         analyses = []
         for i, (face, alignment) in enumerate(zip(faces, alignments, strict=True)):

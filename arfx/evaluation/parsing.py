@@ -163,6 +163,8 @@ class ParsingReport:
     methods: dict[str, MethodResult] = field(default_factory=dict)
     split: str = "all"
     occluder: bool = False
+    lip_prior: bool = True
+    """Whether the model was given the mesh lip polygons (``--no-lip-prior``: not)."""
     crown_cut: bool = False
     """Each image was cut so its top edge crosses the hair (``crown_cut_row``); images without
     enough hair above the brows were left out (``cut_skipped``)."""
@@ -200,6 +202,7 @@ class ParsingReport:
             "split": self.split,
             "occluder": self.occluder,
             "crown_cut": self.crown_cut,
+            "lip_prior": self.lip_prior,
             "cut_skipped": self.cut_skipped,
             "images": self.images,
             "faces_found": self.faces_found,
@@ -223,6 +226,7 @@ class ParsingReport:
             split=str(data.get("split", "all")),
             occluder=bool(data.get("occluder", False)),
             crown_cut=bool(data.get("crown_cut", False)),
+            lip_prior=bool(data.get("lip_prior", True)),
             cut_skipped=int(data.get("cut_skipped", 0)),
             data=str(data.get("data", "")),
             tracking_seconds=float(data.get("tracking_seconds", 0.0)),
@@ -234,6 +238,8 @@ class ParsingReport:
         where = f"{Path(self.data).name or 'parsing'} split {self.split}"
         if self.occluder:
             where += ", mouth occluded"
+        if not self.lip_prior:
+            where += ", model without the mesh lip prior"
         if self.crown_cut:
             where += f", top edge cut through the hair ({self.cut_skipped} without hair to cut)"
         tracking = per_image_ms(self.tracking_seconds, self.images)
@@ -434,13 +440,15 @@ Predict = Callable[[np.ndarray, Sequence[Any], Sequence[str]], dict[str, np.ndar
 """(RGB image, tracked faces, mask names) -> uint8 masks (0..255) at the image's size."""
 
 
-def _model_method(model_path: Path | str | None) -> tuple[Predict | None, str]:
+def _model_method(
+    model_path: Path | str | None, lip_prior: bool = True
+) -> tuple[Predict | None, str]:
     from ..model import DEFAULT_MODEL, FaceAnalyzer, FaceModel, ModelMasks
 
     if model_path is None and not DEFAULT_MODEL.is_file():
         return None, f"unavailable: no model file at {DEFAULT_MODEL} (pass --model)"
     # An explicit path that is missing or broken raises ModelError: a mistake, not a gap.
-    analyzer = FaceAnalyzer(FaceModel(model_path))
+    analyzer = FaceAnalyzer(FaceModel(model_path), lip_prior=lip_prior)
     masks = ModelMasks()
 
     def predict(rgb: np.ndarray, faces: Sequence[Any], names: Sequence[str]) -> dict:
@@ -508,6 +516,7 @@ def evaluate_parsing(
     limit: int | None = None,
     occluder: bool = False,
     crown_cut: bool = False,
+    lip_prior: bool = True,
     model_path: Path | str | None = None,
     teacher_path: Path | str | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -530,8 +539,9 @@ def evaluate_parsing(
     lose the rows above ``crown_cut_row`` before tracking, so the crop reaches past the top edge
     as it does for a head at the top of a video frame; hair in the band just below that edge is
     scored on its own (``MethodResult.edge``), and images with too little hair are left out.
-    ``progress(done, total)`` is called after each image. ``method`` is the first version's
-    single-method argument.
+    ``lip_prior=False`` runs the model without the mesh lip polygons in its context: what
+    it finds in the image alone. ``progress(done, total)`` is called after each image.
+    ``method`` is the first version's single-method argument.
     """
     if method is not None:
         methods = (method,)
@@ -548,7 +558,7 @@ def evaluate_parsing(
     results: dict[str, MethodResult] = {}
     for name in methods:
         if name == "model":
-            predict, status = _model_method(model_path)
+            predict, status = _model_method(model_path, lip_prior)
         elif name == "mesh":
             predict, status = _mesh_method()
         else:
@@ -635,6 +645,7 @@ def evaluate_parsing(
         split=split,
         occluder=occluder,
         crown_cut=crown_cut,
+        lip_prior=lip_prior,
         cut_skipped=skipped,
         data=str(data_dir),
         tracking_seconds=tracking,

@@ -323,6 +323,26 @@ def paste_occluder(image: np.ndarray, rgb: np.ndarray, alpha: np.ndarray) -> np.
 # ---------------------------------------------------------------- fake previous masks
 
 
+def _random_turn(
+    centre: tuple[float, float], degrees: float, shift: float, size: int, rng: np.random.Generator
+) -> np.ndarray:
+    """2x3 map: turned by up to ``degrees`` and scaled by up to 4% about ``centre``, then
+    moved by up to ``shift`` of ``size`` on each axis."""
+    matrix = cv2.getRotationMatrix2D(
+        centre, rng.uniform(-degrees, degrees), rng.uniform(0.96, 1.04)
+    )
+    matrix[:, 2] += rng.uniform(-shift, shift, 2) * size
+    return matrix
+
+
+def _grow(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """``mask`` dilated by ``pixels`` (eroded when negative) with a round kernel."""
+    if not pixels:
+        return mask
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * abs(pixels) + 1,) * 2)
+    return cv2.dilate(mask, kernel) if pixels > 0 else cv2.erode(mask, kernel)
+
+
 def jitter_prior(
     prior: np.ndarray,
     rng: np.random.Generator,
@@ -338,15 +358,9 @@ def jitter_prior(
     ys, xs = np.nonzero(prior > 0.5)
     if xs.size == 0:
         return prior
-    centre = (float(xs.mean()), float(ys.mean()))
-    matrix = cv2.getRotationMatrix2D(centre, rng.uniform(-2, 2), rng.uniform(0.96, 1.04))
-    matrix[:, 2] += rng.uniform(-shift, shift, 2) * w
+    matrix = _random_turn((float(xs.mean()), float(ys.mean())), 2.0, shift, w, rng)
     out = cv2.warpAffine(prior, matrix, (w, h), flags=cv2.INTER_LINEAR, borderValue=0)
-    r = int(rng.integers(-1, grow + 1))
-    if r:
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * abs(r) + 1,) * 2)
-        out = cv2.dilate(out, kernel) if r > 0 else cv2.erode(out, kernel)
-    return out
+    return _grow(out, int(rng.integers(-1, grow + 1)))
 
 
 def fake_previous(
@@ -360,9 +374,7 @@ def fake_previous(
     crop would look: moved by a small affine and a smooth random displacement (the face
     moved, the warp was imperfect), each channel grown or shrunk a little, and softened."""
     c, h, w = masks.shape
-    angle = rng.uniform(-4, 4)
-    turn = cv2.getRotationMatrix2D((w / 2, h / 2), angle, rng.uniform(0.96, 1.04))
-    turn[:, 2] += rng.uniform(-shift, shift, 2) * w
+    turn = _random_turn((w / 2, h / 2), 4.0, shift, w, rng)
     grid = rng.normal(0.0, rng.uniform(0.5, 2.5), size=(2, 5, 5)).astype(np.float32)
     dx = cv2.resize(grid[0], (w, h), interpolation=cv2.INTER_CUBIC)
     dy = cv2.resize(grid[1], (w, h), interpolation=cv2.INTER_CUBIC)
@@ -373,10 +385,7 @@ def fake_previous(
     out = np.empty_like(masks)
     for i in range(c):
         m = cv2.remap(masks[i], map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        r = int(rng.integers(-grow, grow + 1))
-        if r:
-            kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * abs(r) + 1,) * 2)
-            m = cv2.dilate(m, kernel) if r > 0 else cv2.erode(m, kernel)
+        m = _grow(m, int(rng.integers(-grow, grow + 1)))
         m = cv2.GaussianBlur(m, (0, 0), rng.uniform(0.5, 2.0))
         out[i] = np.clip(m * rng.uniform(0.8, 1.0), 0.0, 1.0)
     return out

@@ -176,6 +176,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     landmarks.add_argument("--json", type=Path, help="also write the report as JSON here")
 
+    hair_edge = tasks.add_parser(
+        "hair-edge",
+        help="on a video: the hair teacher's hair the model leaves out along the top edge",
+    )
+    hair_edge.add_argument("--video", type=Path, required=True, help="video file")
+    hair_edge.add_argument("--model", type=Path, help="face model ONNX (default: the shipped one)")
+    hair_edge.add_argument(
+        "--teacher",
+        type=Path,
+        help="hair teacher TFLite (default: models/ above the video, e.g. ../shared/models/)",
+    )
+    hair_edge.add_argument(
+        "--frames", type=_positive_int, default=150, help="first N frames (default 150)"
+    )
+    hair_edge.add_argument(
+        "--band", type=_positive_int, default=24, help="rows from the top scored (default 24)"
+    )
+    hair_edge.add_argument("--json", type=Path, help="also write the report as JSON here")
+
     batch = commands.add_parser(
         "batch", help="render every video and image of a folder, in parallel (or on Ray)"
     )
@@ -594,7 +613,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluation import evaluate_landmarks, evaluate_parsing
+    from .evaluation import evaluate_hair_edge, evaluate_landmarks, evaluate_parsing
     from .progress import Progress
 
     bar = Progress(f"eval {args.task}")
@@ -614,6 +633,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
             lip_prior=args.lip_prior,
             model_path=args.model,
             teacher_path=args.teacher,
+            progress=progress,
+        )
+    elif args.task == "hair-edge":
+        report = evaluate_hair_edge(
+            args.video,
+            model_path=args.model,
+            teacher_path=args.teacher,
+            frames=args.frames,
+            band=args.band,
             progress=progress,
         )
     else:

@@ -22,10 +22,12 @@ from arfx.evaluation import (
     EVAL_CLASSES,
     PARSING_CLASSES,
     TEACHER_FILE,
+    HairEdgeReport,
     LandmarkReport,
     MethodResult,
     ParsingReport,
     default_teacher_path,
+    evaluate_hair_edge,
     evaluate_landmarks,
     evaluate_parsing,
     load_celebamask,
@@ -522,3 +524,54 @@ def test_cli_eval_landmarks(landmarks68, model_onnx, tmp_path, capsys):
     assert "landmarks udacity split val: 3 images" in capsys.readouterr().out
     data = json.loads(out.read_text())
     assert set(data["sets"]["udacity"]["methods"]) == {"model", "mesh"}
+
+
+# ---------------------------------------------------------------- hair at a video's top edge
+
+
+@pytest.fixture(scope="module")
+def wolfgang() -> Path:
+    return require(data_root() / "videos" / "WolfgangLanger_Pexels.mp4")
+
+
+@pytest.fixture(scope="module")
+def hair_edge(wolfgang, model_onnx) -> HairEdgeReport:
+    calls: list[tuple[int, int]] = []
+    report = evaluate_hair_edge(
+        wolfgang, model_path=model_onnx, frames=12, progress=lambda d, t: calls.append((d, t))
+    )
+    assert calls[-1] == (24, 24)  # both contexts, every frame
+    return report
+
+
+def test_hair_edge_scores_both_contexts(hair_edge, wolfgang):
+    assert hair_edge.frames == 12 and hair_edge.band == 24
+    # The head touches the top edge from the first frame on.
+    assert hair_edge.scored == 12
+    assert list(hair_edge.scores) == ["stream", "reset"]
+    for score in hair_edge.scores.values():
+        assert 0.0 <= score.mean_miss <= score.p90_miss <= score.max_miss <= 1.0
+        assert 0 <= score.worst_frame < 12 and 0 <= score.holed_frames <= 12
+    # Feeding the masks back as context changes what the model draws.
+    stream, reset = hair_edge.scores["stream"], hair_edge.scores["reset"]
+    assert (stream.mean_miss, stream.max_miss) != (reset.mean_miss, reset.max_miss)
+
+
+def test_hair_edge_table_json_and_cli(hair_edge, wolfgang, model_onnx, tmp_path, capsys):
+    assert HairEdgeReport.from_json(json.loads(json.dumps(hair_edge.to_json()))) == hair_edge
+    assert "frames > 5%" in hair_edge.table() and "stream" in hair_edge.table()
+    out = tmp_path / "edge.json"
+    args = ["eval", "hair-edge", "--video", str(wolfgang), "--frames", "3", "--band", "16"]
+    assert main([*args, "--model", str(model_onnx), "--json", str(out)]) == EXIT_OK
+    assert "3 frames" in capsys.readouterr().out
+    data = json.loads(out.read_text())
+    assert data["band"] == 16 and set(data["scores"]) == {"stream", "reset"}
+
+
+def test_hair_edge_errors(wolfgang, tmp_path):
+    with pytest.raises(SourceError, match="none.tflite"):
+        evaluate_hair_edge(wolfgang, teacher_path=tmp_path / "none.tflite", frames=2)
+    with pytest.raises(ValueError, match="band"):
+        evaluate_hair_edge(wolfgang, band=0)
+    with pytest.raises(SourceError, match="missing.mp4"):
+        evaluate_hair_edge(tmp_path / "missing.mp4", frames=2)

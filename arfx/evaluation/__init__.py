@@ -3,9 +3,12 @@
 - ``parsing``: IoU per mask name on CelebAMask-HQ style pairs, for the face model, the
   mesh's lip polygons and MediaPipe's hair teacher side by side (``evaluate_parsing``);
 - ``occluders``: the synthetic hand or shape its ``--occluder`` mode pastes over the mouth;
-- ``landmarks``: 68-point NME, failure rates and AUC (``evaluate_landmarks``).
+- ``landmarks``: 68-point NME, failure rates and AUC (``evaluate_landmarks``);
+- ``hair_edge``: on a video, the hair teacher's hair the model leaves out along the frame's
+  top edge (``evaluate_hair_edge``), the hole every model after v1 showed there.
 """
 
+from .hair_edge import HairEdgeReport, HairEdgeScore, evaluate_hair_edge
 from .landmarks import (
     LANDMARK_METHODS,
     LandmarkReport,
@@ -43,6 +46,8 @@ __all__ = [
     "PARSING_CLASSES",
     "TEACHER_FILE",
     "ClassScore",
+    "HairEdgeReport",
+    "HairEdgeScore",
     "LandmarkReport",
     "LandmarkSample",
     "LandmarkScores",
@@ -51,6 +56,7 @@ __all__ = [
     "OccluderScore",
     "ParsingReport",
     "default_teacher_path",
+    "evaluate_hair_edge",
     "evaluate_landmarks",
     "evaluate_parsing",
     "load_celebamask",

@@ -441,8 +441,10 @@ Predict = Callable[[np.ndarray, Sequence[Any], Sequence[str]], dict[str, np.ndar
 
 
 def _model_method(
-    model_path: Path | str | None, lip_prior: bool = True
+    model_path: Path | str | None, lip_prior: bool = True, streaming: bool = False
 ) -> tuple[Predict | None, str]:
+    """The model as a method; ``streaming`` feeds each call's masks back as the next call's
+    context (frames of one video), otherwise every call starts a new track (photos)."""
     from ..model import DEFAULT_MODEL, FaceAnalyzer, FaceModel, ModelMasks
 
     if model_path is None and not DEFAULT_MODEL.is_file():
@@ -452,7 +454,8 @@ def _model_method(
     masks = ModelMasks()
 
     def predict(rgb: np.ndarray, faces: Sequence[Any], names: Sequence[str]) -> dict:
-        analyzer.reset()  # unrelated photos: no previous frame to feed back as context
+        if not streaming:
+            analyzer.reset()  # unrelated photos: no previous frame to feed back as context
         analyses = analyzer.analyze(rgb, list(faces))
         return masks.build(analyses, rgb.shape[:2], names)
 

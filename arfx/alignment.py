@@ -17,6 +17,22 @@ from .faceparts import ibug_keypoints, mesh_keypoints
 CROP_SIZE = 256
 CROP_SCALE = 1.25
 """Crop half-width relative to FFHQ's: 1.0 is FFHQ's framing, larger shows more hair."""
+CROP_BORDERS: dict[str, int] = {
+    "replicate": cv2.BORDER_REPLICATE,
+    "reflect": cv2.BORDER_REFLECT_101,
+}
+"""What a crop shows past the frame's edge: the edge's pixels repeated (how v1 was trained),
+or the frame mirrored at its edge. A model runs with the border it was trained with (its
+``crop_border`` metadata); the mirrored one is an experiment against the hair hole at a
+frame's top edge (docs/face-model-v6-experiment)."""
+
+
+def crop_border_mode(border: str) -> int:
+    """The OpenCV border mode of a CROP_BORDERS name."""
+    mode = CROP_BORDERS.get(border)
+    if mode is None:
+        raise ValueError(f"unknown crop border {border!r}; valid: {', '.join(CROP_BORDERS)}")
+    return mode
 
 
 @dataclass(frozen=True)
@@ -42,14 +58,20 @@ class Alignment:
         as seen in the image: a face tilted counter-clockwise is turned upright)."""
         return float(np.arctan2(-self.matrix[1, 0], self.matrix[0, 0]))
 
-    def crop(self, image: np.ndarray, *, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
-        """The crop; pixels outside the frame replicate its border."""
+    def crop(
+        self,
+        image: np.ndarray,
+        *,
+        interpolation: int = cv2.INTER_LINEAR,
+        border: str = "replicate",
+    ) -> np.ndarray:
+        """The crop; pixels outside the frame repeat its edge (``border``, see CROP_BORDERS)."""
         return cv2.warpAffine(
             image,
             self.matrix,
             (self.size, self.size),
             flags=interpolation,
-            borderMode=cv2.BORDER_REPLICATE,
+            borderMode=crop_border_mode(border),
         )
 
     def to_crop(self, points: np.ndarray) -> np.ndarray:

@@ -20,7 +20,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from .alignment import CROP_SIZE, Alignment, align_mesh, rewarp, rotation_to_frame
+from .alignment import (
+    CROP_BORDERS,
+    CROP_SIZE,
+    Alignment,
+    align_mesh,
+    rewarp,
+    rotation_to_frame,
+)
 from .errors import ArfxError
 from .faceparts import CLASS_INDEX, MODEL_MASKS, PARSING_CLASSES
 from .inference import select_providers
@@ -150,7 +157,20 @@ class FaceModel:
                 ", ".join(self.providers),
             )
         self._check_signature()
+        self.crop_border = self._crop_border()
         self._on_gpu = self.providers[0] != "CPUExecutionProvider"
+
+    def _crop_border(self) -> str:
+        """The crop border the model was trained with (metadata ``crop_border``; models
+        exported before it existed, such as v1, used "replicate")."""
+        metadata = self.session.get_modelmeta().custom_metadata_map
+        border = metadata.get("crop_border", "replicate")
+        if border not in CROP_BORDERS:
+            raise ModelError(
+                f"{self.path}: unknown crop_border {border!r} in the model's metadata "
+                f"(known: {', '.join(CROP_BORDERS)})"
+            )
+        return border
 
     def _check_signature(self) -> None:
         inputs = {i.name: i.shape for i in self.session.get_inputs()}
@@ -251,7 +271,7 @@ class FaceAnalyzer:
         for i, face in enumerate(faces):
             alignment = align_mesh(face.landmarks)
             alignments.append(alignment)
-            crop = alignment.crop(image)
+            crop = alignment.crop(image, border=self.model.crop_border)
             crops[i] = crop.transpose(2, 0, 1) * np.float32(1.0 / 255.0)
             previous = self._previous.get(face.id)
             if previous is not None:

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
+from arfx.alignment import CROP_BORDERS, align_mesh
 from arfx.errors import ArfxError
 from arfx.faceparts import MESH_EYE_RINGS
 from arfx.model import (
@@ -201,13 +203,16 @@ def face_model(model_file) -> FaceModel:
 
 
 class _Spy:
-    """Stands in for FaceModel, recording each context the analyzer feeds it."""
+    """Stands in for FaceModel, recording each crop and context the analyzer feeds it."""
 
     def __init__(self, model: FaceModel) -> None:
         self.model = model
+        self.crop_border = model.crop_border
+        self.images: list[np.ndarray] = []
         self.contexts: list[np.ndarray] = []
 
     def infer(self, image: np.ndarray, context: np.ndarray) -> dict[str, np.ndarray]:
+        self.images.append(image.copy())
         self.contexts.append(context.copy())
         return self.model.infer(image, context)
 
@@ -257,6 +262,42 @@ def test_context_is_fed_back_and_reset_clears_it(face_model, obama):
     np.testing.assert_array_equal(second[:, 3], first[:, 3])
     assert not after_reset[:, :3].any()
     assert not after_empty[:, :3].any()
+
+
+def with_metadata(model: Path, key: str, value: str) -> bytes:
+    """``model``'s bytes with one more metadata entry: a repeated protobuf field (ModelProto
+    field 14, metadata_props) may simply be appended to the message."""
+    return model.read_bytes() + _field(14, _field(1, key) + _field(2, value))
+
+
+def test_crop_border_comes_from_the_model(model_file, obama, tmp_path):
+    """A model trained on mirrored crop borders says so in its metadata and the analyzer
+    crops that way; models without the entry (v1) replicate the edge; an unknown border is
+    named."""
+    assert FaceModel(model_file, device="cpu").crop_border in CROP_BORDERS
+    rgb, faces = obama
+    # Cut the frame through the forehead, so the crop reaches past its top edge.
+    top = int(faces[0].landmarks[:, 1].min()) + 10
+    cut = np.ascontiguousarray(rgb[top:])
+    moved = [replace(faces[0], landmarks=faces[0].landmarks - np.array([0, top, 0]))]
+    crops = {}
+    for border in CROP_BORDERS:
+        path = tmp_path / f"{border}.onnx"
+        path.write_bytes(with_metadata(model_file, "crop_border", border))
+        model = FaceModel(path, device="cpu")
+        assert model.crop_border == border
+        spy = _Spy(model)
+        FaceAnalyzer(spy).analyze(cut, moved)  # type: ignore[arg-type]
+        crops[border] = spy.images[0][0]
+    alignment = align_mesh(moved[0].landmarks)
+    for border, crop in crops.items():
+        expected = alignment.crop(cut, border=border).transpose(2, 0, 1) / 255.0
+        np.testing.assert_allclose(crop, expected, atol=1e-6)
+    assert not np.array_equal(crops["replicate"], crops["reflect"])
+    path = tmp_path / "sideways.onnx"
+    path.write_bytes(with_metadata(model_file, "crop_border", "sideways"))
+    with pytest.raises(ModelError, match="crop_border 'sideways'"):
+        FaceModel(path, device="cpu")
 
 
 def test_model_masks_sizes_and_reused_buffers(face_model, obama):

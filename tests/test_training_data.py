@@ -164,6 +164,35 @@ def test_replicated_border_labels_follow_the_image(cache):
     assert reached_past > 0  # some crops do reach past the frame, or this tests nothing
 
 
+def test_mirrored_crop_border(cache):
+    """crop_border="reflect" mirrors the frame past its edge in the image (as Alignment.crop
+    does at run time for such a model), leaves labels there unknown by default, and with
+    replicate_border labels them mirrored alike."""
+    plain = FaceSamples(cache, "all", augment=False)
+    mirrored = FaceSamples(cache, "all", augment=False, crop_border="reflect")
+    labelled = FaceSamples(
+        cache, "all", augment=False, crop_border="reflect", replicate_border=True
+    )
+    differs = 0
+    for i in range(len(plain)):
+        a, b = plain[i], mirrored[i]
+        raw = plain.load(i)
+        rgb = np.ascontiguousarray(cv2.imdecode(raw["image"], cv2.IMREAD_COLOR)[:, :, ::-1])
+        alignment = _plain_alignment(raw)
+        expected = alignment.crop(rgb, border="reflect").transpose(2, 0, 1) / 255.0
+        np.testing.assert_allclose(b["image"], expected, atol=1e-6)
+        np.testing.assert_array_equal(a["parsing"], b["parsing"])
+        np.testing.assert_array_equal(a["valid"], b["valid"])
+        differs += int(not np.array_equal(a["image"], b["image"]))
+        if plain.kind(i) == "celebamask":
+            labels = cv2.imdecode(raw["labels"], cv2.IMREAD_UNCHANGED)
+            truth = alignment.crop(labels, interpolation=cv2.INTER_NEAREST, border="reflect")
+            np.testing.assert_array_equal(labelled[i]["parsing"], truth)
+    assert differs > 0  # some crops do reach past the frame, or this tests nothing
+    with pytest.raises(ValueError, match="sideways"):
+        FaceSamples(cache, "all", augment=False, crop_border="sideways")
+
+
 def test_train_augmentation_varies(cache):
     samples = FaceSamples(cache, "train", augment=True, seed=0)
     first, second = samples[0], samples[0]

@@ -278,6 +278,20 @@ def test_export_round_trip(tmp_path):
         assert diffs["landmarks"] < 1e-2 and diffs["rotation"] < 1e-4, diffs
 
 
+def test_export_records_the_crop_border(tmp_path):
+    """The run time crops faces as the model was trained (arfx.model reads crop_border)."""
+    onnx = pytest.importorskip("onnx")
+    from arfx.training.export import checkpoint_metadata, export_onnx
+
+    net = FaceNet(TINY).eval()
+    old = {"config": {"width": 0.25}, "step": 3}
+    assert checkpoint_metadata(old)["crop_border"] == "replicate"
+    metadata = checkpoint_metadata({**old, "crop_border": "reflect"})
+    path = export_onnx(net, tmp_path / "face.onnx", metadata)
+    entries = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert entries["crop_border"] == "reflect" and entries["training_step"] == "3"
+
+
 def test_warm_start_from_onnx_reproduces_the_exported_model(tmp_path):
     """Weights recovered from an ONNX file (BatchNorms folded into convs) give the same
     outputs in eval mode, and nearly the same in train mode, so training can continue."""

@@ -26,8 +26,10 @@ valid                     [256,256] f32       1 where the labels are known: the 
 ========================  ==================  ======================================
 
 Crops that reach past the frame show its border pixels replicated, as at run time
-(``Alignment.crop``). By default the labels there are unknown (ignored). With
-``replicate_border`` they are replicated the same way and trained on
+(``Alignment.crop``), or with ``crop_border="reflect"`` the frame mirrored at its edge (the
+exported model then says so in its metadata and runs the same way). By default the labels
+there are unknown (ignored). With ``replicate_border`` they follow the image the same way
+and are trained on
 (``train --border-labels replicate``). That was the v4 experiment's guess at the hair hole
 fine-tunes leave where a head touches the frame's top edge; the hole stayed
 (docs/face-model-v4-experiment). Validation keeps the default, so its scores count only real
@@ -47,6 +49,7 @@ from ..alignment import (
     Alignment,
     align_ibug68,
     align_mesh,
+    crop_border_mode,
     mirror_rotation,
     rotation_to_crop,
 )
@@ -113,9 +116,9 @@ class FaceSamples:
     ``augment`` each access draws a new random augmentation, reproducible from ``seed``, the
     epoch (``set_epoch``), the index and how often this object has served that index; without
     it a sample is the plain aligned crop and always the same. Items that cannot be cropped
-    (no face found and no 68-point ground truth) are left out. ``replicate_border`` labels
-    the crop's out-of-frame pixels like the frame border they replicate (for training);
-    without it they are ignored.
+    (no face found and no 68-point ground truth) are left out. ``crop_border`` is what the
+    crop shows past the frame's edge (``alignment.CROP_BORDERS``); ``replicate_border``
+    labels those pixels the same way (for training), without it they are ignored.
     """
 
     def __init__(
@@ -128,6 +131,7 @@ class FaceSamples:
         kinds: tuple[str, ...] | None = None,
         config: AugmentConfig | None = None,
         replicate_border: bool = False,
+        crop_border: str = "replicate",
     ) -> None:
         if split not in ("train", "val", "all"):
             raise ValueError(f"unknown split {split!r}; valid splits: train, val, all")
@@ -145,6 +149,8 @@ class FaceSamples:
         self.seed = int(seed)
         self.config = config or AugmentConfig()
         self.replicate_border = bool(replicate_border)
+        self.crop_border = crop_border
+        self._border_mode = crop_border_mode(crop_border)
         self.size = CROP_SIZE
         self.epoch = 0
         self._served: dict[int, int] = {}
@@ -221,10 +227,10 @@ class FaceSamples:
         dsize = (size, size)
 
         image = cv2.warpAffine(
-            rgb, warp, dsize, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+            rgb, warp, dsize, flags=cv2.INTER_LINEAR, borderMode=self._border_mode
         )
         # Labels follow the image past the frame's edge, or are unknown there.
-        border = cv2.BORDER_REPLICATE if self.replicate_border else cv2.BORDER_CONSTANT
+        border = self._border_mode if self.replicate_border else cv2.BORDER_CONSTANT
         valid = cv2.warpAffine(
             np.ones((height, width), np.uint8),
             warp,

@@ -40,6 +40,19 @@ def load_checkpoint(path: Path | str) -> tuple[FaceNet, dict]:
     return net.eval().to(memory_format=torch.contiguous_format), ckpt
 
 
+def checkpoint_metadata(ckpt: dict) -> dict[str, str]:
+    """What an exported model records of its checkpoint: the architecture, the step, its
+    validation scores, and the crop border the run time must use (``crop_border``; a
+    checkpoint from before that option trained with "replicate")."""
+    metrics = ckpt.get("metrics", {})
+    return {
+        "config": json.dumps(ckpt["config"]),
+        "training_step": str(ckpt.get("step")),
+        "crop_border": str(ckpt.get("crop_border", "replicate")),
+        "validation": json.dumps({k: round(float(v), 4) for k, v in metrics.items()}),
+    }
+
+
 def export_onnx(net: FaceNet, out: Path | str, metadata: dict[str, str] | None = None) -> Path:
     """Write the contract's ONNX graph for ``net`` (eval mode) to ``out``."""
     import onnx
@@ -151,13 +164,7 @@ def main(argv: list[str] | None = None) -> int:
 
         cache = str(default_cache_dir())
     net, ckpt = load_checkpoint(args.checkpoint)
-    metrics = ckpt.get("metrics", {})
-    metadata = {
-        "config": json.dumps(ckpt["config"]),
-        "training_step": str(ckpt.get("step")),
-        "validation": json.dumps({k: round(float(v), 4) for k, v in metrics.items()}),
-    }
-    path = export_onnx(net, args.out, metadata)
+    path = export_onnx(net, args.out, checkpoint_metadata(ckpt))
     size_mb = path.stat().st_size / 2**20
     print(f"wrote {path} ({size_mb:.1f} MB, {count_parameters(net) / 1e6:.2f}M params)")
 

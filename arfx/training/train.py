@@ -369,6 +369,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="crop pixels past the frame's edge: ignore their labels (default; how the shipped "
         "v1 was trained), or train on labels replicated like the image (the v4 experiment)",
     )
+    p.add_argument(
+        "--crop-border",
+        choices=("replicate", "reflect"),
+        default="replicate",
+        help="what crops show past the frame's edge in training, validation and (through the "
+        "exported model's metadata) at run time: the edge repeated (default, v1) or mirrored",
+    )
     p.add_argument("--batch", type=int, default=12)
     p.add_argument("--mix", default="6,3,3", help="celebamask,udacity,video per batch")
     p.add_argument("--lr", type=float, default=3e-3, help="peak AdamW learning rate")
@@ -454,6 +461,12 @@ def main(argv: list[str] | None = None) -> None:
     config = FaceNetConfig(args.width, args.expand, args.full_res)
     if resume is not None:
         config = FaceNetConfig(**resume["config"])
+        trained_border = resume.get("crop_border", "replicate")
+        if trained_border != args.crop_border:
+            raise SystemExit(
+                f"--resume: {out / 'last.pt'} trained with --crop-border {trained_border}, "
+                f"not {args.crop_border}"
+            )
     net = build(config).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
 
@@ -465,8 +478,11 @@ def main(argv: list[str] | None = None) -> None:
         seed=args.seed,
         config=augment,
         replicate_border=args.border_labels == "replicate",
+        crop_border=args.crop_border,
     )
-    val_set = FaceSamples(args.cache, "val", augment=False, seed=args.seed)
+    val_set = FaceSamples(
+        args.cache, "val", augment=False, seed=args.seed, crop_border=args.crop_border
+    )
     available = {k: train_set.kinds.count(k) for k in KINDS}
     mix = resolve_mix(args.mix, args.batch, available)
     class_weights = torch.from_numpy(class_weights_for(args.cache, out, args.seed))
@@ -497,7 +513,8 @@ def main(argv: list[str] | None = None) -> None:
         f"train {available}, val {len(val_set)}; batch {mix}; "
         f"class weights {np.round(class_weights.numpy(), 2).tolist()}; "
         f"loss weights {asdict(loss_weights)}; augment {asdict(augment)}; "
-        f"border labels {args.border_labels}; precision {args.precision}",
+        f"border labels {args.border_labels}; crop border {args.crop_border}; "
+        f"precision {args.precision}",
         flush=True,
     )
 
@@ -522,6 +539,7 @@ def main(argv: list[str] | None = None) -> None:
             "model": net.state_dict(),
             "optimizer": opt.state_dict(),
             "config": asdict(config),
+            "crop_border": args.crop_border,
             "step": step,
             "total_steps": total,
             "elapsed_s": time.perf_counter() - t0,

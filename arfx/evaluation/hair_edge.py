@@ -15,8 +15,9 @@ ground truth: the figure flags a hole, it does not score hair quality. Frames wi
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,13 +114,13 @@ def evaluate_hair_edge(
         raise SourceError(f"hair edge needs the hair teacher: {status}")
     start = time.perf_counter()
     with VideoFileSource(video) as source:
-        images = [frame.image for frame in _first(iter(source), frames)]
+        images = [frame.image for frame in itertools.islice(source, frames)]
     if not images:
         raise SourceError(f"{video}: no video frames")
     with FaceTracker(TrackerOptions(max_faces=1)) as tracker:
         faces = [tracker.track(image)[:1] for image in images]
     truths = [teacher(image, [], ["hair"])["hair"][:band] >= THRESHOLD for image in images]
-    scored = [i for i, truth in enumerate(truths) if int(truth.sum()) >= min_pixels]
+    scored = {i for i, truth in enumerate(truths) if int(truth.sum()) >= min_pixels}
     report = HairEdgeReport(
         video=str(video),
         model=str(model_path) if model_path else "shipped",
@@ -143,13 +144,6 @@ def evaluate_hair_edge(
         report.scores[context] = _score(context, misses)
     report.seconds = time.perf_counter() - start
     return report
-
-
-def _first(frames: Iterator[Any], count: int) -> Iterator[Any]:
-    for index, frame in enumerate(frames):
-        if index >= count:
-            return
-        yield frame
 
 
 def _score(context: str, misses: dict[int, float]) -> HairEdgeScore:

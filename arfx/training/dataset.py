@@ -29,11 +29,10 @@ Crops that reach past the frame show its border pixels replicated, as at run tim
 (``Alignment.crop``), or with ``crop_border="reflect"`` the frame mirrored at its edge (the
 exported model then says so in its metadata and runs the same way). By default the labels
 there are unknown (ignored). With ``replicate_border`` they follow the image the same way
-and are trained on
-(``train --border-labels replicate``). That was the v4 experiment's guess at the hair hole
-fine-tunes leave where a head touches the frame's top edge; the hole stayed
-(docs/face-model-v4-experiment). Validation keeps the default, so its scores count only real
-pixels.
+and are trained on (``train --border-labels replicate``). That was the v4 experiment's
+guess at the hair hole fine-tunes leave where a head touches the frame's top edge; the hole
+stayed (docs/face-model-v4-experiment). Validation keeps the default, so its scores count
+only real pixels.
 """
 
 from __future__ import annotations

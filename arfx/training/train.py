@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ..alignment import CROP_BORDERS
 from ..faceparts import CLASS_INDEX, IBUG_EYE_OUTER
 from .augment import AugmentConfig
 from .dataset import FaceSamples
@@ -371,7 +372,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--crop-border",
-        choices=("replicate", "reflect"),
+        choices=tuple(CROP_BORDERS),
         default="replicate",
         help="what crops show past the frame's edge in training, validation and (through the "
         "exported model's metadata) at run time: the edge repeated (default, v1) or mirrored",

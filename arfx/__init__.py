@@ -37,6 +37,7 @@ _EXPORTS = {
     "SessionOptions": "session",
     "open_source": "session",
     "StabilizerOptions": "smoothing",
+    "ModelSchedule": "model",
     "CallbackSink": "sinks",
     "PreviewClosed": "sinks",
     "PreviewSink": "sinks",
@@ -66,6 +67,7 @@ __all__ = [
     "HeadPathSource",
     "HeadPose",
     "ImageSource",
+    "ModelSchedule",
     "ParameterError",
     "PreviewClosed",
     "PreviewSink",
@@ -110,6 +112,7 @@ if TYPE_CHECKING:
         SourceError,
     )
     from .frame import Frame
+    from .model import ModelSchedule
     from .pose import HeadPose
     from .registry import EffectRegistry
     from .session import RenderError, RenderReport, Session, SessionOptions, open_source

@@ -40,17 +40,32 @@ def _session_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--max-faces", type=int, default=4, help="most faces tracked (1-8)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    _model_interval_option(parser)
     parser.add_argument(
         "--effect-path", action="append", default=[], help="extra folder of effect plugins"
     )
 
 
+def _model_interval_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model-interval",
+        type=int,
+        choices=range(1, 9),
+        default=1,
+        metavar="N",
+        help="run the face model on at most one frame in N (1-8), moving its masks with the "
+        "face between; it still runs at once when the mouth moves or is covered (default 1)",
+    )
+
+
 def _make_session(args: argparse.Namespace, **extra: object):
+    from .model import ModelSchedule
     from .session import Session, SessionOptions
 
     options = SessionOptions(
         max_faces=args.max_faces,
         device=args.device,
+        model_schedule=ModelSchedule(interval=args.model_interval),
         effect_paths=tuple(args.effect_path),
         **extra,  # type: ignore[arg-type]
     )
@@ -195,6 +210,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     hair_edge.add_argument("--json", type=Path, help="also write the report as JSON here")
 
+    schedule = tasks.add_parser(
+        "schedule",
+        help="on a video: how running the model on fewer frames changes the masks",
+    )
+    schedule.add_argument("--video", type=Path, required=True, help="video file")
+    schedule.add_argument("--model", type=Path, help="face model ONNX (default: the shipped one)")
+    schedule.add_argument(
+        "--interval",
+        type=int,
+        action="append",
+        choices=range(2, 9),
+        metavar="N",
+        help="model interval to score against every frame, repeatable (default: 2 and 3)",
+    )
+    schedule.add_argument(
+        "--frames", type=_positive_int, default=300, help="first N frames (default 300)"
+    )
+    schedule.add_argument("--json", type=Path, help="also write the report as JSON here")
+
     batch = commands.add_parser(
         "batch", help="render every video and image of a folder, in parallel (or on Ray)"
     )
@@ -227,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
         "seconds, rendered in parallel and joined without re-encoding (0: whole files)",
     )
     batch.add_argument("--max-faces", type=int, default=4, help="faces tracked per frame")
+    _model_interval_option(batch)
     batch.add_argument("--json", type=Path, help="also write the results as JSON here")
     bench = commands.add_parser("bench", help="speed benchmarks")
     bench_tasks = bench.add_subparsers(dest="task", required=True)
@@ -291,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     throughput.add_argument(
         "--size", type=_frame_size, help="resize frames to WxH first, e.g. 1280x720"
     )
+    _model_interval_option(throughput)
     throughput.add_argument(
         "--live-frames", type=int, default=300, help="frames of the live test (0: skip it)"
     )
@@ -613,7 +649,12 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluation import evaluate_hair_edge, evaluate_landmarks, evaluate_parsing
+    from .evaluation import (
+        evaluate_hair_edge,
+        evaluate_landmarks,
+        evaluate_parsing,
+        evaluate_schedule,
+    )
     from .progress import Progress
 
     bar = Progress(f"eval {args.task}")
@@ -642,6 +683,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
             teacher_path=args.teacher,
             frames=args.frames,
             band=args.band,
+            progress=progress,
+        )
+    elif args.task == "schedule":
+        report = evaluate_schedule(
+            args.video,
+            intervals=args.interval or (2, 3),
+            frames=args.frames,
+            model_path=args.model,
             progress=progress,
         )
     else:
@@ -732,6 +781,7 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
         memory_frames=max(args.memory_frames, 0),
         memory_warmup=args.memory_warmup,
         model_path=args.model,
+        model_interval=args.model_interval,
         size=args.size,
         progress=lambda text: print(f"arfx bench pipeline: {text}", file=sys.stderr, flush=True),
     )
@@ -743,6 +793,7 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
 
 def cmd_batch(args: argparse.Namespace) -> int:
     from .batch import BatchSettings, find_jobs, results_json, run_local, run_ray, summary_table
+    from .model import ModelSchedule
     from .registry import EffectRegistry
 
     if args.workers < 0 or args.retries < 0 or args.chunk_seconds < 0:
@@ -759,7 +810,11 @@ def cmd_batch(args: argparse.Namespace) -> int:
     if not jobs:
         print(f"arfx: error: {args.input}: no videos or images found", file=sys.stderr)
         return EXIT_USAGE
-    settings = BatchSettings(effects=effects, max_faces=args.max_faces)
+    settings = BatchSettings(
+        effects=effects,
+        max_faces=args.max_faces,
+        extra={"model_schedule": ModelSchedule(interval=args.model_interval)},
+    )
 
     def report(result) -> None:
         print(

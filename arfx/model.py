@@ -13,7 +13,7 @@ import contextlib
 import io
 import logging
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +26,13 @@ from .alignment import (
     Alignment,
     align_mesh,
     rewarp,
+    rotation_to_crop,
     rotation_to_frame,
 )
 from .errors import ArfxError
 from .faceparts import CLASS_INDEX, MODEL_MASKS, PARSING_CLASSES
 from .inference import select_providers
-from .masks import mesh_mask
+from .masks import LIPS_OUTER_LOWER, LIPS_OUTER_UPPER, mesh_mask
 from .resources import PACKAGE_DIR
 
 log = logging.getLogger("arfx")
@@ -47,6 +48,13 @@ _FACE_CLASSES = [
     CLASS_INDEX[c] for c in PARSING_CLASSES if c not in ("background", "hair", "glasses")
 ]
 _LIP_CLASSES = [CLASS_INDEX["upper_lip"], CLASS_INDEX["lower_lip"]]
+# The mesh's outer lip contour: how far it moved in the crop tells a carried frame's maps
+# from stale ones (FaceAnalyzer).
+_LIP_POINTS = np.array(sorted(set(LIPS_OUTER_UPPER + LIPS_OUTER_LOWER)), dtype=np.intp)
+# The lower face in the 256-pixel crop (x0, y0, x1, y1): mouth, chin and cheeks, where a
+# hand or a moving mouth changes the picture; watched at one thumbnail pixel per 4x4.
+_MOUTH_REGION = (64, 128, 192, 224)
+_THUMB_STEP = 4
 VISIBLE_ONLY = frozenset(("lips", "upper_lip", "lower_lip", "inner_mouth", "skin"))
 """Masks that effects paint on, so they hold only what is visible: the parsing probability
 times (1 - occlusion). The parsing head already learns to drop occluded lips; the occlusion
@@ -68,6 +76,9 @@ class FaceAnalysis:
     occlusion: np.ndarray  # (256, 256) float32 probability of something in front of the face
     landmarks68: np.ndarray  # (68, 2) float64, frame pixels (iBUG 300-W order)
     rotation: np.ndarray  # (3, 3) head -> camera, frame camera axes
+    carried: bool = False
+    """True when the model did not run on this frame: the maps are the last analysis's,
+    moved with the face (see ``FaceAnalyzer``'s ``interval``)."""
 
     def probability(self, name: str) -> np.ndarray:
         """Crop-space probability map of a named mask (a union of parsing classes)."""
@@ -237,6 +248,34 @@ class FaceModel:
             raise ModelError(f"{self.path}: cannot load the model: {_first_line(exc)}") from None
 
 
+@dataclass
+class ModelSchedule:
+    """When the face model runs in video (``FaceAnalyzer``), and when it lends the frames
+    between its runs the last maps, moved with the tracked face."""
+
+    interval: int = 1
+    """Run the model on at most one frame in this many; 1 runs it on every frame."""
+    lip_motion: float = 0.25
+    """The model runs anyway when the mesh's outer lip points moved, in crop pixels (of the
+    256-pixel crop), more than this on average since it last ran: a talking mouth."""
+    mouth_change: float = 12.0
+    """The model runs anyway when the lower face changed in the image since it last ran:
+    the mean grey-level difference of the worst 32x32-pixel block of the crop's lower face
+    (a hand moving over the mouth)."""
+
+    def validate(self) -> None:
+        if isinstance(self.interval, bool) or not isinstance(self.interval, int):
+            raise ArfxError(f"model interval must be an integer, got {self.interval!r}")
+        if not 1 <= self.interval <= 8:
+            raise ArfxError(f"model interval must be in [1, 8], got {self.interval}")
+        for name in ("lip_motion", "mouth_change"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ArfxError(f"model schedule {name} must be a number, got {value!r}")
+            if not 0 <= value < float("inf"):
+                raise ArfxError(f"model schedule {name} must be >= 0, got {value}")
+
+
 class FaceAnalyzer:
     """Runs the model on every tracked face of each frame, all faces in one batch.
 
@@ -245,15 +284,35 @@ class FaceAnalyzer:
     ``reset()`` forgets it (a scene cut). ``lip_prior=False`` leaves the mesh lip polygons
     out of the context (channel 3 all zeros): an evaluation of what the model finds in the
     image alone, not a setting for effects.
+
+    With a ``schedule`` interval above 1 the model runs on one frame in ``interval`` and
+    the frames between *carry* its maps: they live in the face's crop, which the tracker
+    moves with the face, so the last maps with the new frame's alignment follow the head's
+    motion at no cost. What the crop cannot follow is a change of the face itself, so the
+    model runs anyway for a new face, a moving mouth or a hand over it (``ModelSchedule``).
     """
 
-    def __init__(self, model: FaceModel, *, lip_prior: bool = True) -> None:
+    def __init__(
+        self,
+        model: FaceModel,
+        *,
+        lip_prior: bool = True,
+        schedule: ModelSchedule | None = None,
+    ) -> None:
         self.model = model
         self.lip_prior = lip_prior
+        self.schedule = schedule or ModelSchedule()
+        self.schedule.validate()
         self._previous: dict[int, FaceAnalysis] = {}
+        # What each face looked like when the model last ran: crop-space lip points and
+        # the lower face's grey thumbnail, by face id.
+        self._at_run: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._carried = 0  # frames carried since the model last ran
 
     def reset(self) -> None:
         self._previous = {}
+        self._at_run = {}
+        self._carried = 0
 
     def remember(self, analyses: Sequence[FaceAnalysis]) -> None:
         """Use ``analyses`` (e.g. temporally blended ones) as the next frame's context."""
@@ -262,15 +321,68 @@ class FaceAnalyzer:
     def analyze(self, image: np.ndarray, faces: Sequence[Any]) -> list[FaceAnalysis]:
         """Analyse ``faces`` (tracked, with ``id`` and mesh ``landmarks``) in an RGB frame."""
         if not faces:
-            self._previous = {}
+            self.reset()
             return []
+        alignments = [align_mesh(face.landmarks) for face in faces]
+        carried = self._carry(image, faces, alignments)
+        if carried is not None:
+            self._carried += 1
+            self._previous = {a.face_id: a for a in carried}
+            return carried
+        analyses = self._run(image, faces, alignments)
+        self._carried = 0
+        if self.schedule.interval > 1:
+            self._at_run = {
+                face.id: self._looks(image, face, alignment)
+                for face, alignment in zip(faces, alignments, strict=True)
+            }
+        self._previous = {a.face_id: a for a in analyses}
+        return analyses
+
+    def _carry(
+        self, image: np.ndarray, faces: Sequence[Any], alignments: Sequence[Alignment]
+    ) -> list[FaceAnalysis] | None:
+        """The last analyses moved onto this frame's alignments, or None when the model
+        must run (the interval is over, a face is new, or its mouth changed)."""
+        schedule = self.schedule
+        if self._carried + 1 >= schedule.interval:
+            return None
+        carried = []
+        for face, alignment in zip(faces, alignments, strict=True):
+            previous = self._previous.get(face.id)
+            then = self._at_run.get(face.id)
+            if previous is None or then is None:
+                return None
+            lips, thumbnail = self._looks(image, face, alignment)
+            if np.linalg.norm(lips - then[0], axis=1).mean() > schedule.lip_motion:
+                return None
+            if _worst_block(np.abs(thumbnail - then[1])) > schedule.mouth_change:
+                return None
+            old = previous.alignment
+            carried.append(
+                replace(
+                    previous,
+                    alignment=alignment,
+                    landmarks68=alignment.to_frame(old.to_crop(previous.landmarks68)),
+                    rotation=rotation_to_frame(rotation_to_crop(previous.rotation, old), alignment),
+                    carried=True,
+                )
+            )
+        return carried
+
+    @staticmethod
+    def _looks(image: np.ndarray, face: Any, alignment: Alignment) -> tuple[np.ndarray, np.ndarray]:
+        """A face's crop-space lip points and lower-face thumbnail."""
+        return alignment.to_crop(face.landmarks[_LIP_POINTS]), _mouth_thumbnail(image, alignment)
+
+    def _run(
+        self, image: np.ndarray, faces: Sequence[Any], alignments: Sequence[Alignment]
+    ) -> list[FaceAnalysis]:
+        """The model on every face, in one batch."""
         count = len(faces)
         crops = np.empty((count, 3, CROP_SIZE, CROP_SIZE), np.float32)
         context = np.zeros((count, 4, CROP_SIZE, CROP_SIZE), np.float32)
-        alignments = []
-        for i, face in enumerate(faces):
-            alignment = align_mesh(face.landmarks)
-            alignments.append(alignment)
+        for i, (face, alignment) in enumerate(zip(faces, alignments, strict=True)):
             crop = alignment.crop(image, border=self.model.crop_border)
             crops[i] = crop.transpose(2, 0, 1) * np.float32(1.0 / 255.0)
             previous = self._previous.get(face.id)
@@ -280,20 +392,35 @@ class FaceAnalyzer:
                 crop_points = alignment.to_crop(face.landmarks)
                 context[i, 3] = mesh_mask(crop_points, (CROP_SIZE, CROP_SIZE), "lips") / 255.0
         outputs = self.model.infer(crops, context)
-        analyses = []
-        for i, (face, alignment) in enumerate(zip(faces, alignments, strict=True)):
-            analyses.append(
-                FaceAnalysis(
-                    face_id=face.id,
-                    alignment=alignment,
-                    parsing=outputs["parsing"][i],
-                    occlusion=outputs["occlusion"][i, 0],
-                    landmarks68=alignment.to_frame(outputs["landmarks"][i]),
-                    rotation=rotation_to_frame(outputs["rotation"][i], alignment),
-                )
+        return [
+            FaceAnalysis(
+                face_id=face.id,
+                alignment=alignment,
+                parsing=outputs["parsing"][i],
+                occlusion=outputs["occlusion"][i, 0],
+                landmarks68=alignment.to_frame(outputs["landmarks"][i]),
+                rotation=rotation_to_frame(outputs["rotation"][i], alignment),
             )
-        self._previous = {a.face_id: a for a in analyses}
-        return analyses
+            for i, (face, alignment) in enumerate(zip(faces, alignments, strict=True))
+        ]
+
+
+def _mouth_thumbnail(image: np.ndarray, alignment: Alignment) -> np.ndarray:
+    """The crop's lower face (``_MOUTH_REGION``) in grey, at a quarter of crop resolution."""
+    x0, y0, x1, y1 = _MOUTH_REGION
+    to_thumb = alignment.matrix / _THUMB_STEP
+    to_thumb[:, 2] -= (x0 / _THUMB_STEP, y0 / _THUMB_STEP)
+    size = ((x1 - x0) // _THUMB_STEP, (y1 - y0) // _THUMB_STEP)
+    thumb = cv2.warpAffine(
+        image, to_thumb, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+    )
+    return thumb.astype(np.float32).mean(axis=2)
+
+
+def _worst_block(change: np.ndarray) -> float:
+    """The largest mean of ``change`` over the 8x8 blocks of a thumbnail."""
+    rows, cols = change.shape[0] // 8, change.shape[1] // 8
+    return float(change[: rows * 8, : cols * 8].reshape(rows, 8, cols, 8).mean(axis=(1, 3)).max())
 
 
 class ModelMasks:

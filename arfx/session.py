@@ -37,7 +37,7 @@ from .hands import HAND_MASKS, HandSearch, HandTracker, hand_mask, model_sees_oc
 from .heap import PeriodicTrim, fix_mmap_threshold, limit_arenas, return_free_memory
 from .inference import DEVICES, select_providers
 from .masks import MESH_MASKS, MeshMasks
-from .model import DEFAULT_MODEL, FaceAnalyzer, FaceModel, ModelMasks
+from .model import DEFAULT_MODEL, FaceAnalyzer, FaceModel, ModelMasks, ModelSchedule
 from .model import MASK_NAMES as MODEL_MASK_NAMES
 from .pose import camera_matrix
 from .progress import Progress
@@ -90,6 +90,10 @@ class SessionOptions:
     file exists, else the mesh)."""
     model_path: str | Path | None = None
     """The face model (ONNX); None = the one shipped in the package."""
+    model_schedule: ModelSchedule = field(default_factory=ModelSchedule)
+    """In video, how often the face model runs; between its runs the masks move with the
+    tracked face, unless the mouth moved or something covers it (``ModelSchedule``). The
+    default runs it on every frame."""
     pipelined: bool = True
     """``render`` decodes, analyses, composites and encodes on a thread each, overlapping
     consecutive frames (see ``arfx.engine``); False runs them one after another."""
@@ -131,6 +135,11 @@ class SessionOptions:
             raise ArfxError(f"hand_search_interval: {exc}") from None
         if not 0 <= self.trim_interval < float("inf"):
             raise ArfxError(f"trim_interval must be >= 0 seconds, got {self.trim_interval}")
+        if not isinstance(self.model_schedule, ModelSchedule):
+            raise ArfxError(
+                f"model_schedule must be a ModelSchedule, got {type(self.model_schedule).__name__}"
+            )
+        self.model_schedule.validate()
         if not isinstance(self.stabilizer, StabilizerOptions):
             raise ArfxError(
                 f"stabilizer must be a StabilizerOptions, got {type(self.stabilizer).__name__}"
@@ -200,7 +209,11 @@ class Session:
         self.effects: list[Effect] = self._resolve_effects(effects)
         self._analyzer = None
         if options.uses_model():
-            self._analyzer = FaceAnalyzer(FaceModel(options.model_path, device=options.device))
+            self._analyzer = FaceAnalyzer(
+                FaceModel(options.model_path, device=options.device),
+                # one photo's maps are no guide to the next
+                schedule=ModelSchedule() if options.static_images else options.model_schedule,
+            )
         self.mask_source = "model" if self._analyzer is not None else "mesh"
         self.effects = self._keep_working(self.effects, lambda e: self._check_masks(e.spec))
         self.effect_failures: dict[str, int] = {}
@@ -431,9 +444,12 @@ class Session:
         if cut or not analyse or not video:
             self._forget_analysis()
         if analyse:
-            with self._timed("model"):
-                analyses = self._analyzer.analyze(rgb, faces)
-            if video and self.options.stabilizer.masks:
+            start = perf_counter()
+            analyses = self._analyzer.analyze(rgb, faces)
+            fresh = not any(analysis.carried for analysis in analyses)
+            # frames that carried the last maps (ModelSchedule) are timed apart from runs
+            self._record("model" if fresh else "carry", perf_counter() - start)
+            if video and self.options.stabilizer.masks and fresh:
                 with self._timed("stabilise masks"):
                     analyses = self._mask_stabilizer.stabilize(analyses)
                 self._analyzer.remember(analyses)
@@ -800,6 +816,10 @@ class Session:
         start = perf_counter()
         yield
         times.setdefault(stage, []).append(perf_counter() - start)
+
+    def _record(self, stage: str, seconds: float) -> None:
+        if self.stage_times is not None:
+            self.stage_times.setdefault(stage, []).append(seconds)
 
     def _report_failure(self, effect: Effect, index: int, exc: Exception) -> None:
         count = self.effect_failures.get(effect.name, 0) + 1

@@ -133,6 +133,7 @@ class PipelineReport:
     size: tuple[int, int]
     effects: list[str]
     frames: int
+    model_interval: int
     plain_fps: float
     render_fps: float
     sequential_fps: float | None
@@ -165,10 +166,17 @@ def plain_fps(video: Path, frames: int, folder: Path, size: tuple[int, int] | No
     return count / (time.perf_counter() - start)
 
 
-def _session(effects: Sequence[str], pipelined: bool, model_path: Path | None):
+def _session(
+    effects: Sequence[str], pipelined: bool, model_path: Path | None, model_interval: int = 1
+):
+    from .model import ModelSchedule
     from .session import Session, SessionOptions
 
-    options = SessionOptions(pipelined=pipelined, model_path=model_path)
+    options = SessionOptions(
+        pipelined=pipelined,
+        model_path=model_path,
+        model_schedule=ModelSchedule(interval=model_interval),
+    )
     return Session(list(effects), options)
 
 
@@ -180,10 +188,11 @@ def render_fps(
     *,
     pipelined: bool = True,
     model_path: Path | None = None,
+    model_interval: int = 1,
     size: tuple[int, int] | None = None,
 ) -> tuple[float, dict[str, list[float]]]:
     """Frames per second of ``Session.render`` over ``frames`` frames, and its stage times."""
-    with _session(effects, pipelined, model_path) as session:
+    with _session(effects, pipelined, model_path, model_interval) as session:
         session.stage_times = {}
         report = session.render(
             LoopedSource(video, frames, size), folder / f"render-{pipelined}.mp4", progress=False
@@ -197,12 +206,13 @@ def live_latency(
     frames: int,
     *,
     model_path: Path | None = None,
+    model_interval: int = 1,
     size: tuple[int, int] | None = None,
 ) -> dict[str, float]:
     """Latency from a frame's real-time release to its processed frame, live mode."""
     source = PacedSource(LoopedSource(video, frames, size))
     latencies = []
-    with _session(effects, True, model_path) as session:
+    with _session(effects, True, model_path, model_interval) as session:
         for frame in session.stream(source, live=True):
             latencies.append(time.perf_counter() - source.released[frame.index])
         dropped = session.dropped_frames
@@ -223,13 +233,14 @@ def memory_growth(
     folder: Path,
     *,
     model_path: Path | None = None,
+    model_interval: int = 1,
     size: tuple[int, int] | None = None,
 ) -> dict[str, float]:
     """Resident memory (MB) after ``warmup`` and after ``frames`` frames of a looped render."""
     source = LoopedSource(video, frames, size)
     sink = open_sink(folder / "memory.mp4", source)
     samples: dict[str, float] = {}
-    with _session(effects, True, model_path) as session:
+    with _session(effects, True, model_path, model_interval) as session:
         for count, frame in enumerate(session.stream(source, pipelined=True), start=1):
             sink.write(frame)
             if count in (warmup, frames):
@@ -265,15 +276,21 @@ def bench_pipeline(
     memory_frames: int = 0,
     memory_warmup: int = 200,
     model_path: Path | None = None,
+    model_interval: int = 1,
     size: tuple[int, int] | None = None,
     progress: Any = None,
 ) -> PipelineReport:
-    """Run every measurement of the module text on ``video`` (resized to ``size``)."""
+    """Run every measurement of the module text on ``video`` (resized to ``size``);
+    ``model_interval``: the sessions' ``ModelSchedule.interval``."""
     say = progress or (lambda text: None)
     if size is None:
         with VideoFileSource(video) as probe:
             size = (probe.width or 0, probe.height or 0)
-    common: dict[str, Any] = {"model_path": model_path, "size": size}
+    common: dict[str, Any] = {
+        "model_path": model_path,
+        "model_interval": model_interval,
+        "size": size,
+    }
     with tempfile.TemporaryDirectory(prefix="arfx-bench-") as tmp:
         folder = Path(tmp)
         say("plain decode and encode")
@@ -289,6 +306,7 @@ def bench_pipeline(
             size=size,
             effects=list(effects),
             frames=frames,
+            model_interval=model_interval,
             plain_fps=plain,
             render_fps=fps,
             sequential_fps=seq,
@@ -320,7 +338,8 @@ def pipeline_table(report: PipelineReport) -> str:
     width, height = report.size
     lines = [
         f"{Path(report.video).name} {width}x{height}, {report.frames} frames, "
-        f"effects: {', '.join(report.effects) or 'none'}",
+        f"effects: {', '.join(report.effects) or 'none'}, "
+        f"model interval {report.model_interval}",
         "",
         f"{'stage':<16} {'median ms':>10} {'p95 ms':>8} {'frames':>7}",
     ]

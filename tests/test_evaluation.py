@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 
 from arfx.cli import EXIT_OK, main
-from arfx.errors import SourceError
+from arfx.errors import ArfxError, SourceError
 from arfx.evaluation import (
     EVAL_CLASSES,
     PARSING_CLASSES,
+    SCHEDULE_MASKS,
     TEACHER_FILE,
     HairEdgeReport,
     LandmarkReport,
@@ -30,6 +31,7 @@ from arfx.evaluation import (
     evaluate_hair_edge,
     evaluate_landmarks,
     evaluate_parsing,
+    evaluate_schedule,
     load_celebamask,
     load_menpo,
     load_udacity,
@@ -575,3 +577,40 @@ def test_hair_edge_errors(wolfgang, tmp_path):
         evaluate_hair_edge(wolfgang, band=0)
     with pytest.raises(SourceError, match="missing.mp4"):
         evaluate_hair_edge(tmp_path / "missing.mp4", frames=2)
+
+
+# ---------------------------------------------------------------- fewer model runs
+
+
+def test_schedule_scores_carried_frames_against_every_frame(wolfgang, model_onnx, tmp_path, capsys):
+    calls: list[tuple[int, int]] = []
+    report = evaluate_schedule(
+        wolfgang,
+        intervals=(3,),
+        frames=30,
+        model_path=model_onnx,
+        progress=lambda d, t: calls.append((d, t)),
+    )
+    assert calls[-1] == (60, 60)  # the reference and one interval, every frame
+    (score,) = report.scores
+    assert score.interval == 3 and score.frames == 30
+    assert 0 < score.carried <= 20  # at most two frames in three carry
+    for name in SCHEDULE_MASKS:
+        assert 0.0 <= score.min_iou[name] <= score.p5_iou[name] <= score.mean_iou[name] <= 1.0
+        assert score.carried_mean_iou[name] > 0.8  # carried maps still sit on the face
+    assert score.carried_mean_iou["lips"] < 1.0  # carrying is not the same as running
+    out = tmp_path / "schedule.json"
+    args = ["eval", "schedule", "--video", str(wolfgang), "--frames", "4", "--interval", "2"]
+    assert main([*args, "--model", str(model_onnx), "--json", str(out)]) == EXIT_OK
+    assert "4 frames" in capsys.readouterr().out
+    data = json.loads(out.read_text())
+    assert [s["interval"] for s in data["scores"]] == [2]
+
+
+def test_schedule_errors(wolfgang, tmp_path):
+    with pytest.raises(ArfxError, match="interval"):
+        evaluate_schedule(wolfgang, intervals=(9,), frames=2)
+    with pytest.raises(ValueError, match="frames"):
+        evaluate_schedule(wolfgang, frames=0)
+    with pytest.raises(SourceError, match="missing.mp4"):
+        evaluate_schedule(tmp_path / "missing.mp4", frames=2)

@@ -30,6 +30,7 @@ from arfx.model import (
     FaceModel,
     ModelError,
     ModelMasks,
+    ModelSchedule,
 )
 from tests.conftest import data_root, require
 
@@ -262,6 +263,78 @@ def test_context_is_fed_back_and_reset_clears_it(face_model, obama):
     np.testing.assert_array_equal(second[:, 3], first[:, 3])
     assert not after_reset[:, :3].any()
     assert not after_empty[:, :3].any()
+
+
+def _moved(rgb: np.ndarray, faces, shift: tuple[float, float]):
+    """The frame and its faces translated by ``shift`` pixels: rigid motion the crop follows."""
+    matrix = np.float32([[1, 0, shift[0]], [0, 1, shift[1]]])
+    height, width = rgb.shape[:2]
+    image = cv2.warpAffine(rgb, matrix, (width, height), borderMode=cv2.BORDER_REFLECT)
+    offset = np.array([shift[0], shift[1], 0.0], np.float32)
+    return image, [replace(face, landmarks=face.landmarks + offset) for face in faces]
+
+
+def test_schedule_carries_the_maps_with_the_face_between_runs(face_model, obama):
+    rgb, faces = obama
+    spy = _Spy(face_model)
+    analyzer = FaceAnalyzer(spy, schedule=ModelSchedule(interval=3))  # type: ignore[arg-type]
+    (first,) = analyzer.analyze(rgb, faces)
+    moved_rgb, moved_faces = _moved(rgb, faces, (6.0, -4.0))
+    (second,) = analyzer.analyze(moved_rgb, moved_faces)
+    assert len(spy.images) == 1 and not first.carried and second.carried
+    # the same crop-space maps, placed with this frame's alignment: they moved with the face
+    assert second.parsing is first.parsing and second.occlusion is first.occlusion
+    np.testing.assert_allclose(second.alignment.matrix, align_mesh(moved_faces[0].landmarks).matrix)
+    np.testing.assert_allclose(second.landmarks68, first.landmarks68 + (6.0, -4.0), atol=1e-3)
+    np.testing.assert_allclose(second.rotation, first.rotation, atol=1e-6)
+    (third,) = analyzer.analyze(moved_rgb, moved_faces)
+    (fourth,) = analyzer.analyze(moved_rgb, moved_faces)
+    assert third.carried and not fourth.carried and len(spy.images) == 2  # one run in three
+    # a face the model has not seen yet is analysed at once
+    newcomer = [replace(moved_faces[0], id=moved_faces[0].id + 1)]
+    (fifth,) = analyzer.analyze(moved_rgb, newcomer)
+    assert not fifth.carried and len(spy.images) == 3
+    # the context of a run after carried frames is the carried maps, warped into its crop
+    assert spy.contexts[1][:, :3].any()
+
+
+def test_schedule_runs_the_model_when_the_mouth_changes(face_model, obama):
+    rgb, faces = obama
+    spy = _Spy(face_model)
+    analyzer = FaceAnalyzer(spy, schedule=ModelSchedule(interval=8))  # type: ignore[arg-type]
+    analyzer.analyze(rgb, faces)
+    (still,) = analyzer.analyze(rgb, faces)
+    assert still.carried and len(spy.images) == 1
+    # a hand-sized patch over the mouth: the image changed where the lipstick goes
+    lips = faces[0].landmarks[[61, 291, 0, 17], :2]
+    (x0, y0), (x1, y1) = lips.min(axis=0).astype(int), lips.max(axis=0).astype(int)
+    covered = rgb.copy()
+    covered[y0 - 10 : y1 + 10, x0 - 10 : x1 + 10] = (205, 170, 150)
+    (hand,) = analyzer.analyze(covered, faces)
+    assert not hand.carried and len(spy.images) == 2
+    (still,) = analyzer.analyze(covered, faces)
+    assert still.carried and len(spy.images) == 2
+    # the mouth opens: the mesh's lower lip moves down in the crop, the rest stays
+    opened = faces[0].landmarks.copy()
+    scale = align_mesh(opened).scale
+    opened[[17, 84, 314, 181, 405, 91, 321, 146, 375], 1] += 2.0 / scale  # 2 crop pixels
+    (talking,) = analyzer.analyze(covered, [replace(faces[0], landmarks=opened)])
+    assert not talking.carried and len(spy.images) == 3
+
+
+def test_schedule_options_are_checked():
+    from arfx.session import SessionOptions
+
+    for bad, word in (
+        (ModelSchedule(interval=0), "interval"),
+        (ModelSchedule(interval=True), "interval"),
+        (ModelSchedule(lip_motion=-1.0), "lip_motion"),
+        (ModelSchedule(mouth_change=float("nan")), "mouth_change"),
+    ):
+        with pytest.raises(ArfxError, match=word):
+            SessionOptions(model_schedule=bad)
+    with pytest.raises(ArfxError, match="model_schedule"):
+        SessionOptions(model_schedule=2)  # type: ignore[arg-type]
 
 
 def with_metadata(model: Path, key: str, value: str) -> bytes:

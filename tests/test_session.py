@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import arfx
+from arfx.alignment import align_mesh
 from arfx.errors import ArfxError, EffectError, ParameterError, SourceError
 from arfx.masks import MeshMasks
 from arfx.model import ModelMasks
@@ -377,3 +378,33 @@ def test_the_face_model_runs_only_when_an_effect_reads_its_masks(image_path, tmp
         with arfx.Session(effects, options) as session:
             out = session.process_frame(frame)
         assert out.faces and all((f.analysis is not None) == analysed for f in out.faces)
+
+
+def test_model_schedule_carries_masks_between_runs(video_path) -> None:
+    """With a model interval the model skips frames whose mouths stay still: those frames
+    carry the last maps, placed on the face of their own frame, and look the same."""
+
+    def run(interval: int) -> tuple[list[arfx.Frame], dict[str, list[float]]]:
+        options = arfx.SessionOptions(model_schedule=arfx.ModelSchedule(interval=interval))
+        with arfx.Session(["lipstick"], options) as session:
+            session.stage_times = {}
+            source = arfx.VideoFileSource(video_path("single_face.mp4"))
+            frames = list(session.stream(source, pipelined=False))
+            return frames, session.stage_times
+
+    every, _ = run(1)
+    frames, times = run(3)
+    carried = [f.faces[0].analysis.carried for f in frames if f.faces]
+    assert not any(f.faces[0].analysis.carried for f in every if f.faces)
+    assert 0 < sum(carried) <= len(carried) * 2 // 3 + 1
+    assert len(times["carry"]) == sum(carried) and len(times["model"]) == len(carried) - sum(
+        carried
+    )
+    assert "stabilise masks" not in times or len(times["stabilise masks"]) < len(carried)
+    for mine, theirs in zip(frames, every, strict=True):
+        if mine.faces and mine.faces[0].analysis.carried:
+            face = mine.faces[0]  # the maps are placed on this frame's face
+            expected = align_mesh(face.landmarks).matrix
+            np.testing.assert_allclose(face.analysis.alignment.matrix, expected, atol=1e-9)
+            difference = np.abs(mine.image.astype(int) - theirs.image.astype(int))
+            assert difference.mean() < 0.5, (mine.index, difference.mean())

@@ -5,7 +5,9 @@
 - ``occluders``: the synthetic hand or shape its ``--occluder`` mode pastes over the mouth;
 - ``landmarks``: 68-point NME, failure rates and AUC (``evaluate_landmarks``);
 - ``hair_edge``: on a video, the hair teacher's hair the model leaves out along the frame's
-  top edge (``evaluate_hair_edge``), the hole every model after v1 showed there.
+  top edge (``evaluate_hair_edge``), the hole every model after v1 showed there;
+- ``schedule``: on a video, how much a ``ModelSchedule`` interval changes the masks against
+  the model run on every frame (``evaluate_schedule``).
 """
 
 from .hair_edge import HairEdgeReport, HairEdgeScore, evaluate_hair_edge
@@ -37,6 +39,7 @@ from .parsing import (
     evaluate_parsing,
     load_celebamask,
 )
+from .schedule import SCHEDULE_MASKS, ScheduleReport, ScheduleScore, evaluate_schedule
 
 __all__ = [
     "EVAL_CLASSES",
@@ -44,6 +47,7 @@ __all__ = [
     "METHODS",
     "METHOD_CLASSES",
     "PARSING_CLASSES",
+    "SCHEDULE_MASKS",
     "TEACHER_FILE",
     "ClassScore",
     "HairEdgeReport",
@@ -55,10 +59,13 @@ __all__ = [
     "MethodResult",
     "OccluderScore",
     "ParsingReport",
+    "ScheduleReport",
+    "ScheduleScore",
     "default_teacher_path",
     "evaluate_hair_edge",
     "evaluate_landmarks",
     "evaluate_parsing",
+    "evaluate_schedule",
     "load_celebamask",
     "load_menpo",
     "load_udacity",

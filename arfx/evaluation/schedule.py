@@ -1,0 +1,187 @@
+"""What running the face model on fewer frames costs in mask quality, on a video.
+
+A ``ModelSchedule`` with an interval above 1 lets frames carry the last model maps, moved
+with the tracked face, instead of running the model (``arfx.model.FaceAnalyzer``). This
+evaluation streams a video through a session's tracking, stabilisation and model once with
+the model on every frame (the reference) and once per interval, builds the frame-space
+masks effects read, and scores each against the reference frame by frame: IoU over all
+frames with a face, and over the carried frames alone (where any difference comes from).
+
+The reference is the model itself, not ground truth: the figure is the change the schedule
+makes, to weigh against the time it saves (``arfx bench pipeline --model-interval``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import SourceError
+from .common import THRESHOLD, text_grid
+
+SCHEDULE_MASKS: tuple[str, ...] = ("lips", "hair", "skin")
+"""The masks scored: the ones the built-in effects paint by."""
+
+
+@dataclass
+class ScheduleScore:
+    """One interval's masks against the every-frame reference."""
+
+    interval: int
+    frames: int  # frames with a face
+    carried: int  # of those, frames that carried the last maps
+    mean_iou: dict[str, float] = field(default_factory=dict)
+    p5_iou: dict[str, float] = field(default_factory=dict)
+    min_iou: dict[str, float] = field(default_factory=dict)
+    carried_mean_iou: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class ScheduleReport:
+    video: str
+    model: str
+    frames: int
+    seconds: float
+    scores: list[ScheduleScore] = field(default_factory=list)
+
+    def table(self) -> str:
+        lines = [
+            f"{self.video}: {self.frames} frames, {self.seconds:.1f} s; model {self.model}",
+            "mask IoU against the model run on every frame (thresholded at 0.5):",
+        ]
+        rows = [["interval", "carried", "mask", "mean", "p5", "min", "carried frames"]]
+        for score in self.scores:
+            for i, name in enumerate(score.mean_iou):
+                rows.append(
+                    [
+                        str(score.interval) if i == 0 else "",
+                        f"{score.carried}/{score.frames}" if i == 0 else "",
+                        name,
+                        f"{score.mean_iou[name]:.3f}",
+                        f"{score.p5_iou[name]:.3f}",
+                        f"{score.min_iou[name]:.3f}",
+                        f"{score.carried_mean_iou[name]:.3f}",
+                    ]
+                )
+        return "\n".join([*lines, *text_grid(rows)])
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def evaluate_schedule(
+    video: Path | str,
+    *,
+    intervals: Sequence[int] = (2, 3),
+    frames: int = 300,
+    model_path: Path | str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ScheduleReport:
+    """Score each of ``intervals`` against interval 1 on the first ``frames`` frames.
+
+    Raises SourceError when the video has no frame, ArfxError for an interval a
+    ``ModelSchedule`` refuses, ModelError when the model cannot load.
+    """
+    from ..model import ModelSchedule
+    from ..sources import VideoFileSource
+
+    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
+        raise ValueError(f"frames must be a positive integer, got {frames!r}")
+    for interval in intervals:
+        ModelSchedule(interval=interval).validate()
+    start = time.perf_counter()
+    with VideoFileSource(video) as source:
+        clip = [(frame.image, frame.time) for frame in itertools.islice(source, frames)]
+    if not clip:
+        raise SourceError(f"{video}: no video frames")
+    report = ScheduleReport(
+        video=str(video),
+        model=str(model_path) if model_path else "shipped",
+        frames=len(clip),
+        seconds=0.0,
+    )
+    runs = [1, *intervals]
+    done = 0
+
+    def step() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, len(runs) * len(clip))
+
+    reference, _ = _masks(clip, 1, model_path, step)
+    for interval in intervals:
+        masks, carried = _masks(clip, interval, model_path, step)
+        report.scores.append(_score(interval, reference, masks, carried))
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _masks(
+    clip: list[tuple[np.ndarray, float | None]],
+    interval: int,
+    model_path: Path | str | None,
+    step: Callable[[], None],
+) -> tuple[list[dict[str, np.ndarray] | None], list[bool]]:
+    """Each frame's thresholded masks of its first face (None: no face), and whether the
+    frame carried the last maps."""
+    from ..model import ModelMasks, ModelSchedule
+    from ..session import Session, SessionOptions
+
+    options = SessionOptions(
+        max_faces=1,
+        masks="model",
+        model_path=model_path,
+        hands=False,
+        model_schedule=ModelSchedule(interval=interval),
+    )
+    builder = ModelMasks()
+    masks: list[dict[str, np.ndarray] | None] = []
+    carried: list[bool] = []
+    with Session([], options) as session:
+        for image, time_ in clip:
+            faces = session.analyze(image, time=time_)
+            analyses = [face.analysis for face in faces[:1] if face.analysis is not None]
+            if analyses:
+                built = builder.build(analyses, image.shape[:2], SCHEDULE_MASKS)
+                masks.append({name: mask >= THRESHOLD for name, mask in built.items()})
+                carried.append(analyses[0].carried)
+            else:
+                masks.append(None)
+                carried.append(False)
+            step()
+    return masks, carried
+
+
+def _score(
+    interval: int,
+    reference: list[dict[str, np.ndarray] | None],
+    masks: list[dict[str, np.ndarray] | None],
+    carried: list[bool],
+) -> ScheduleScore:
+    pairs = [
+        (ref, mine, was_carried)
+        for ref, mine, was_carried in zip(reference, masks, carried, strict=True)
+        if ref is not None and mine is not None
+    ]
+    score = ScheduleScore(interval, len(pairs), sum(c for _, _, c in pairs))
+    nan = float("nan")
+    for name in SCHEDULE_MASKS:
+        ious = np.array([_iou(ref[name], mine[name]) for ref, mine, _ in pairs])
+        on_carried = ious[[c for _, _, c in pairs]] if pairs else ious
+        score.mean_iou[name] = float(ious.mean()) if ious.size else nan
+        score.p5_iou[name] = float(np.percentile(ious, 5)) if ious.size else nan
+        score.min_iou[name] = float(ious.min()) if ious.size else nan
+        score.carried_mean_iou[name] = float(on_carried.mean()) if on_carried.size else nan
+    return score
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = int(np.count_nonzero(a | b))
+    return 1.0 if union == 0 else int(np.count_nonzero(a & b)) / union

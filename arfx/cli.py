@@ -14,7 +14,7 @@ import platform
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 
@@ -44,6 +44,14 @@ def _session_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--effect-path", action="append", default=[], help="extra folder of effect plugins"
     )
+
+
+def _video_eval(tasks: Any, name: str, text: str) -> argparse.ArgumentParser:
+    """An ``arfx eval`` task on a video, with the model to evaluate."""
+    parser = tasks.add_parser(name, help=text)
+    parser.add_argument("--video", type=Path, required=True, help="video file")
+    parser.add_argument("--model", type=Path, help="face model ONNX (default: the shipped one)")
+    return parser
 
 
 def _model_interval_option(parser: argparse.ArgumentParser) -> None:
@@ -191,12 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     landmarks.add_argument("--json", type=Path, help="also write the report as JSON here")
 
-    hair_edge = tasks.add_parser(
+    hair_edge = _video_eval(
+        tasks,
         "hair-edge",
-        help="on a video: the hair teacher's hair the model leaves out along the top edge",
+        "on a video: the hair teacher's hair the model leaves out along the top edge",
     )
-    hair_edge.add_argument("--video", type=Path, required=True, help="video file")
-    hair_edge.add_argument("--model", type=Path, help="face model ONNX (default: the shipped one)")
     hair_edge.add_argument(
         "--teacher",
         type=Path,
@@ -210,12 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     hair_edge.add_argument("--json", type=Path, help="also write the report as JSON here")
 
-    schedule = tasks.add_parser(
-        "schedule",
-        help="on a video: how running the model on fewer frames changes the masks",
+    schedule = _video_eval(
+        tasks, "schedule", "on a video: how running the model on fewer frames changes the masks"
     )
-    schedule.add_argument("--video", type=Path, required=True, help="video file")
-    schedule.add_argument("--model", type=Path, help="face model ONNX (default: the shipped one)")
     schedule.add_argument(
         "--interval",
         type=int,

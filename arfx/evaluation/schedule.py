@@ -129,8 +129,8 @@ def _masks(
     model_path: Path | str | None,
     step: Callable[[], None],
 ) -> tuple[list[dict[str, np.ndarray] | None], list[bool]]:
-    """Each frame's thresholded masks of its first face (None: no face), and whether the
-    frame carried the last maps."""
+    """Each frame's thresholded masks of its first face, bit-packed (None: no face), and
+    whether the frame carried the last maps."""
     from ..model import ModelMasks, ModelSchedule
     from ..session import Session, SessionOptions
 
@@ -150,7 +150,8 @@ def _masks(
             analyses = [face.analysis for face in faces[:1] if face.analysis is not None]
             if analyses:
                 built = builder.build(analyses, image.shape[:2], SCHEDULE_MASKS)
-                masks.append({name: mask >= THRESHOLD for name, mask in built.items()})
+                # packed 8 pixels a byte: a 300-frame run at 640x360 keeps 26 MB, not 207
+                masks.append({name: np.packbits(mask >= THRESHOLD) for name, mask in built.items()})
                 carried.append(analyses[0].carried)
             else:
                 masks.append(None)
@@ -182,6 +183,10 @@ def _score(
     return score
 
 
+_BITS_SET = np.array([bin(byte).count("1") for byte in range(256)], np.int64)
+
+
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = int(np.count_nonzero(a | b))
-    return 1.0 if union == 0 else int(np.count_nonzero(a & b)) / union
+    """IoU of two masks packed by ``np.packbits``."""
+    union = int(_BITS_SET[a | b].sum())
+    return 1.0 if union == 0 else int(_BITS_SET[a & b].sum()) / union

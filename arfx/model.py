@@ -78,7 +78,7 @@ class FaceAnalysis:
     rotation: np.ndarray  # (3, 3) head -> camera, frame camera axes
     carried: bool = False
     """True when the model did not run on this frame: the maps are the last analysis's,
-    moved with the face (see ``FaceAnalyzer``'s ``interval``)."""
+    moved with the face (``ModelSchedule``)."""
 
     def probability(self, name: str) -> np.ndarray:
         """Crop-space probability map of a named mask (a union of parsing classes)."""

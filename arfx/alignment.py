@@ -23,8 +23,9 @@ CROP_BORDERS: dict[str, int] = {
 }
 """What a crop shows past the frame's edge: the edge's pixels repeated (how v1 was trained),
 or the frame mirrored at its edge. A model runs with the border it was trained with (its
-``crop_border`` metadata). Training with the mirrored one removed the hair hole models after
-v1 left at a frame's top edge (docs/face-model-v7-experiment)."""
+``crop_border`` metadata). Training with the mirrored one removed the hair hole at a frame's
+top edge for v6's recipe (docs/face-model-v7-experiment) but not for v5's: the hole comes with
+the context augmentation (docs/face-model-v8-experiment)."""
 
 
 def crop_border_mode(border: str) -> int:

@@ -815,7 +815,7 @@ class Session:
             return
         start = perf_counter()
         yield
-        times.setdefault(stage, []).append(perf_counter() - start)
+        self._record(stage, perf_counter() - start)
 
     def _record(self, stage: str, seconds: float) -> None:
         if self.stage_times is not None:

@@ -3,7 +3,9 @@ tables."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -14,6 +16,18 @@ SPLITS: tuple[str, ...] = ("all", "train", "val")
 IMAGE_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png")
 THRESHOLD = 128
 """A mask pixel counts as predicted when its coverage is at least this (of 255)."""
+
+
+def first_frames(video: Path | str, count: int) -> list[Any]:
+    """The first ``count`` decoded frames (``arfx.Frame``) of a video; SourceError when it
+    cannot be read or has none."""
+    from ..sources import VideoFileSource
+
+    with VideoFileSource(video) as source:
+        frames = list(itertools.islice(source, count))
+    if not frames:
+        raise SourceError(f"{video}: no video frames")
+    return frames
 
 
 def check_limit(limit: int | None) -> None:

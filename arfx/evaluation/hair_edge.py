@@ -15,7 +15,6 @@ ground truth: the figure flags a hole, it does not score hair quality. Frames wi
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -25,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import SourceError
-from .common import THRESHOLD, text_grid
+from .common import THRESHOLD, first_frames, text_grid
 from .parsing import _model_method, _teacher_method, default_teacher_path
 
 CONTEXTS: tuple[str, ...] = ("stream", "reset")
@@ -102,7 +101,6 @@ def evaluate_hair_edge(
     teacher is unavailable (this figure has no other reference) or the video has no frame;
     ModelError when the model cannot load.
     """
-    from ..sources import VideoFileSource
     from ..tracking import FaceTracker, TrackerOptions  # mediapipe is slow to import
 
     for name, value in (("frames", frames), ("band", band), ("min_pixels", min_pixels)):
@@ -113,10 +111,7 @@ def evaluate_hair_edge(
     if teacher is None:
         raise SourceError(f"hair edge needs the hair teacher: {status}")
     start = time.perf_counter()
-    with VideoFileSource(video) as source:
-        images = [frame.image for frame in itertools.islice(source, frames)]
-    if not images:
-        raise SourceError(f"{video}: no video frames")
+    images = [frame.image for frame in first_frames(video, frames)]
     with FaceTracker(TrackerOptions(max_faces=1)) as tracker:
         faces = [tracker.track(image)[:1] for image in images]
     truths = [teacher(image, [], ["hair"])["hair"][:band] >= THRESHOLD for image in images]

@@ -13,7 +13,6 @@ makes, to weigh against the time it saves (``arfx bench pipeline --model-interva
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -22,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SourceError
-from .common import THRESHOLD, text_grid
+from .common import THRESHOLD, first_frames, text_grid
+from .parsing import _iou_counts
 
 SCHEDULE_MASKS: tuple[str, ...] = ("lips", "hair", "skin")
 """The masks scored: the ones the built-in effects paint by."""
@@ -89,17 +88,13 @@ def evaluate_schedule(
     ``ModelSchedule`` refuses, ModelError when the model cannot load.
     """
     from ..model import ModelSchedule
-    from ..sources import VideoFileSource
 
     if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
         raise ValueError(f"frames must be a positive integer, got {frames!r}")
     for interval in intervals:
         ModelSchedule(interval=interval).validate()
     start = time.perf_counter()
-    with VideoFileSource(video) as source:
-        clip = [(frame.image, frame.time) for frame in itertools.islice(source, frames)]
-    if not clip:
-        raise SourceError(f"{video}: no video frames")
+    clip = [(frame.image, frame.time) for frame in first_frames(video, frames)]
     report = ScheduleReport(
         video=str(video),
         model=str(model_path) if model_path else "shipped",
@@ -183,10 +178,7 @@ def _score(
     return score
 
 
-_BITS_SET = np.array([bin(byte).count("1") for byte in range(256)], np.int64)
-
-
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
     """IoU of two masks packed by ``np.packbits``."""
-    union = int(_BITS_SET[a | b].sum())
-    return 1.0 if union == 0 else int(_BITS_SET[a & b].sum()) / union
+    intersection, union = _iou_counts(np.unpackbits(a), np.unpackbits(b))
+    return 1.0 if union == 0 else intersection / union

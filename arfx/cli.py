@@ -38,7 +38,7 @@ def _session_args(parser: argparse.ArgumentParser) -> None:
         metavar="NAME[:KEY=VALUE,...]",
         help="effect to apply, repeatable (default: lipstick), e.g. lipstick:color=#a3122f",
     )
-    parser.add_argument("--max-faces", type=int, default=4, help="most faces tracked (1-8)")
+    _limit_options(parser)
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     _model_interval_option(parser)
     parser.add_argument(
@@ -52,6 +52,19 @@ def _video_eval(tasks: Any, name: str, text: str) -> argparse.ArgumentParser:
     parser.add_argument("--video", type=Path, required=True, help="video file")
     parser.add_argument("--model", type=Path, help="face model ONNX (default: the shipped one)")
     return parser
+
+
+def _limit_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--max-faces", type=int, default=4, help="most faces tracked (1-8)")
+    parser.add_argument(
+        "--max-hands",
+        type=int,
+        choices=range(1, 5),
+        default=2,
+        metavar="N",
+        help="most hands tracked (1-4); 1 halves the hand tracker's cost when one hand "
+        "comes to the face (default 2)",
+    )
 
 
 def _model_interval_option(parser: argparse.ArgumentParser) -> None:
@@ -72,6 +85,7 @@ def _make_session(args: argparse.Namespace, **extra: object):
 
     options = SessionOptions(
         max_faces=args.max_faces,
+        max_hands=args.max_hands,
         device=args.device,
         model_schedule=ModelSchedule(interval=args.model_interval),
         effect_paths=tuple(args.effect_path),
@@ -264,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --ray: split videos at keyframes into chunks of at least this many "
         "seconds, rendered in parallel and joined without re-encoding (0: whole files)",
     )
-    batch.add_argument("--max-faces", type=int, default=4, help="faces tracked per frame")
+    _limit_options(batch)
     _model_interval_option(batch)
     batch.add_argument("--json", type=Path, help="also write the results as JSON here")
     bench = commands.add_parser("bench", help="speed benchmarks")
@@ -330,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     throughput.add_argument(
         "--size", type=_frame_size, help="resize frames to WxH first, e.g. 1280x720"
     )
+    _limit_options(throughput)
     _model_interval_option(throughput)
     throughput.add_argument(
         "--live-frames", type=int, default=300, help="frames of the live test (0: skip it)"
@@ -768,6 +783,8 @@ def cmd_bench_stability(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_pipeline(args: argparse.Namespace) -> int:
+    from .model import ModelSchedule
+    from .session import SessionOptions
     from .throughput import bench_pipeline, pipeline_table
 
     if not args.video.is_file():
@@ -784,8 +801,12 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
         live_frames=max(args.live_frames, 0),
         memory_frames=max(args.memory_frames, 0),
         memory_warmup=args.memory_warmup,
-        model_path=args.model,
-        model_interval=args.model_interval,
+        options=SessionOptions(
+            max_faces=args.max_faces,
+            max_hands=args.max_hands,
+            model_path=args.model,
+            model_schedule=ModelSchedule(interval=args.model_interval),
+        ),
         size=args.size,
         progress=lambda text: print(f"arfx bench pipeline: {text}", file=sys.stderr, flush=True),
     )
@@ -817,7 +838,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
     settings = BatchSettings(
         effects=effects,
         max_faces=args.max_faces,
-        extra={"model_schedule": ModelSchedule(interval=args.model_interval)},
+        extra={
+            "max_hands": args.max_hands,
+            "model_schedule": ModelSchedule(interval=args.model_interval),
+        },
     )
 
     def report(result) -> None:

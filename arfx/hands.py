@@ -117,6 +117,7 @@ class HandTracker:
     def __init__(
         self, *, max_hands: int = 2, static_images: bool = False, min_confidence: float = 0.5
     ) -> None:
+        self.max_hands = max_hands
         self._hands = mp.solutions.hands.Hands(
             static_image_mode=static_images,
             max_num_hands=max_hands,

@@ -23,7 +23,7 @@ import resource
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from .frame import Frame
-from .session import open_sink
+from .session import Session, SessionOptions, open_sink
 from .sources import Source, VideoFileSource
 
 
@@ -134,6 +134,8 @@ class PipelineReport:
     effects: list[str]
     frames: int
     model_interval: int
+    max_faces: int
+    max_hands: int
     plain_fps: float
     render_fps: float
     sequential_fps: float | None
@@ -166,18 +168,8 @@ def plain_fps(video: Path, frames: int, folder: Path, size: tuple[int, int] | No
     return count / (time.perf_counter() - start)
 
 
-def _session(
-    effects: Sequence[str], pipelined: bool, model_path: Path | None, model_interval: int = 1
-):
-    from .model import ModelSchedule
-    from .session import Session, SessionOptions
-
-    options = SessionOptions(
-        pipelined=pipelined,
-        model_path=model_path,
-        model_schedule=ModelSchedule(interval=model_interval),
-    )
-    return Session(list(effects), options)
+def _session(effects: Sequence[str], options: SessionOptions, pipelined: bool) -> Session:
+    return Session(list(effects), replace(options, pipelined=pipelined))
 
 
 def render_fps(
@@ -187,12 +179,11 @@ def render_fps(
     folder: Path,
     *,
     pipelined: bool = True,
-    model_path: Path | None = None,
-    model_interval: int = 1,
+    options: SessionOptions | None = None,
     size: tuple[int, int] | None = None,
 ) -> tuple[float, dict[str, list[float]]]:
     """Frames per second of ``Session.render`` over ``frames`` frames, and its stage times."""
-    with _session(effects, pipelined, model_path, model_interval) as session:
+    with _session(effects, options or SessionOptions(), pipelined) as session:
         session.stage_times = {}
         report = session.render(
             LoopedSource(video, frames, size), folder / f"render-{pipelined}.mp4", progress=False
@@ -205,14 +196,13 @@ def live_latency(
     effects: Sequence[str],
     frames: int,
     *,
-    model_path: Path | None = None,
-    model_interval: int = 1,
+    options: SessionOptions | None = None,
     size: tuple[int, int] | None = None,
 ) -> dict[str, float]:
     """Latency from a frame's real-time release to its processed frame, live mode."""
     source = PacedSource(LoopedSource(video, frames, size))
     latencies = []
-    with _session(effects, True, model_path, model_interval) as session:
+    with _session(effects, options or SessionOptions(), True) as session:
         for frame in session.stream(source, live=True):
             latencies.append(time.perf_counter() - source.released[frame.index])
         dropped = session.dropped_frames
@@ -232,15 +222,14 @@ def memory_growth(
     warmup: int,
     folder: Path,
     *,
-    model_path: Path | None = None,
-    model_interval: int = 1,
+    options: SessionOptions | None = None,
     size: tuple[int, int] | None = None,
 ) -> dict[str, float]:
     """Resident memory (MB) after ``warmup`` and after ``frames`` frames of a looped render."""
     source = LoopedSource(video, frames, size)
     sink = open_sink(folder / "memory.mp4", source)
     samples: dict[str, float] = {}
-    with _session(effects, True, model_path, model_interval) as session:
+    with _session(effects, options or SessionOptions(), True) as session:
         for count, frame in enumerate(session.stream(source, pipelined=True), start=1):
             sink.write(frame)
             if count in (warmup, frames):
@@ -275,22 +264,18 @@ def bench_pipeline(
     live_frames: int = 300,
     memory_frames: int = 0,
     memory_warmup: int = 200,
-    model_path: Path | None = None,
-    model_interval: int = 1,
+    options: SessionOptions | None = None,
     size: tuple[int, int] | None = None,
     progress: Any = None,
 ) -> PipelineReport:
-    """Run every measurement of the module text on ``video`` (resized to ``size``);
-    ``model_interval``: the sessions' ``ModelSchedule.interval``."""
+    """Run every measurement of the module text on ``video`` (resized to ``size``), each
+    with a session opened with ``options`` (its ``pipelined`` set per measurement)."""
     say = progress or (lambda text: None)
+    options = options or SessionOptions()
     if size is None:
         with VideoFileSource(video) as probe:
             size = (probe.width or 0, probe.height or 0)
-    common: dict[str, Any] = {
-        "model_path": model_path,
-        "model_interval": model_interval,
-        "size": size,
-    }
+    common: dict[str, Any] = {"options": options, "size": size}
     with tempfile.TemporaryDirectory(prefix="arfx-bench-") as tmp:
         folder = Path(tmp)
         say("plain decode and encode")
@@ -306,7 +291,9 @@ def bench_pipeline(
             size=size,
             effects=list(effects),
             frames=frames,
-            model_interval=model_interval,
+            model_interval=options.model_schedule.interval,
+            max_faces=options.max_faces,
+            max_hands=options.max_hands,
             plain_fps=plain,
             render_fps=fps,
             sequential_fps=seq,
@@ -339,9 +326,11 @@ def pipeline_table(report: PipelineReport) -> str:
     lines = [
         f"{Path(report.video).name} {width}x{height}, {report.frames} frames, "
         f"effects: {', '.join(report.effects) or 'none'}, "
-        f"model interval {report.model_interval}",
+        f"model interval {report.model_interval}, "
+        f"max faces {report.max_faces}, max hands {report.max_hands}",
         "",
-        f"{'stage':<16} {'median ms':>10} {'p95 ms':>8} {'frames':>7}",
+        f"{'stage':<16} {'median ms':>10} {'p95 ms':>8} {'frames':>7}"
+        + ("" if report.sequential_fps else "   (pipelined: stages share the cores)"),
     ]
     for row in report.stages:
         lines.append(f"{row.stage:<16} {row.median_ms:>10.1f} {row.p95_ms:>8.1f} {row.frames:>7}")

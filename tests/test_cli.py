@@ -33,6 +33,8 @@ def test_render_command_end_to_end(tmp_path: Path, video_path) -> None:
         "lipstick:color=#a3122f,opacity=0.8",
         "--model-interval",
         "2",
+        "--max-hands",
+        "1",
     )
     assert result.returncode == EXIT_OK, result.stderr
     assert "72 frames (72 with faces)" in result.stdout
@@ -54,6 +56,8 @@ def test_render_errors_are_one_clear_line(tmp_path: Path, image_path) -> None:
     assert result.returncode == 2  # argparse usage error
     result = run_cli("render", "a.mp4", "b.mp4", "--model-interval", "0")
     assert result.returncode == 2 and "--model-interval" in result.stderr
+    result = run_cli("render", "a.mp4", "b.mp4", "--max-hands", "5")
+    assert result.returncode == 2 and "--max-hands" in result.stderr
 
 
 def test_render_partial_exit_code(tmp_path: Path, video_path) -> None:

@@ -170,6 +170,25 @@ def test_searching_every_third_frame_finds_the_hand_as_soon(video_path, monkeypa
     assert searched_some < 75  # the hand-free frames before 59 are searched one in three
 
 
+def test_one_hand_at_most(hand_over_mouth) -> None:
+    """``max_hands=1`` follows the hand over the mouth as the default does (MediaPipe's palm
+    detector then stops running on every frame one hand is in view)."""
+    masks = {}
+    for most in (1, 2):
+        options = arfx.SessionOptions(max_hands=most, hand_search_interval=1, pipelined=False)
+        with arfx.Session(["lipstick"], options) as session:
+            for i, frame in enumerate(hand_over_mouth):
+                session.process(frame, time=i / 25.0)
+            assert session._hand_tracker is not None
+            assert session._hand_tracker.max_hands == most
+            masks[most] = session._hand_buffer > 127
+    assert masks[1].sum() > 2000
+    assert (masks[1] & masks[2]).sum() / (masks[1] | masks[2]).sum() > 0.9
+    for wrong in (0, 5, True, 1.0):
+        with pytest.raises(arfx.ArfxError, match="max_hands"):
+            arfx.SessionOptions(max_hands=wrong)  # type: ignore[arg-type]
+
+
 def test_hands_can_be_turned_off(image_path) -> None:
     options = arfx.SessionOptions(hands=False, static_images=True)
     with arfx.Session(["lipstick"], options) as session:

@@ -67,6 +67,15 @@ def _limit_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _live_overlap_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--live-overlap",
+        action="store_true",
+        help="composite each live frame while analysing the next: more frames where cores "
+        "are to spare, more latency on a small CPU",
+    )
+
+
 def _model_interval_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model-interval",
@@ -135,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="reload effects whose files change (for effect authors), about once a second",
     )
+    _live_overlap_option(webcam)
     _session_args(webcam)
 
     effects = commands.add_parser("effects", help="list effects and their parameters")
@@ -346,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _limit_options(throughput)
     _model_interval_option(throughput)
+    _live_overlap_option(throughput)
     throughput.add_argument(
         "--live-frames", type=int, default=300, help="frames of the live test (0: skip it)"
     )
@@ -504,10 +515,10 @@ def cmd_webcam(args: argparse.Namespace) -> int:
     count = dropped = failed = 0
     checked = time.monotonic()
     try:
-        with _make_session(args) as session:
-            # Live: analysis and compositing overlap, and a frame that arrives while an older
-            # one is still being analysed replaces it, so the picture stays current. Hot
-            # reload recompiles shaders between frames, so --watch runs frame by frame.
+        with _make_session(args, live_overlap=args.live_overlap) as session:
+            # Live: a frame that arrives while an older one is still being processed
+            # replaces it, so the picture stays current. Hot reload recompiles shaders
+            # between frames, so --watch runs frame by frame.
             for frame in session.stream(source, live=not args.watch):
                 if args.watch and time.monotonic() - checked >= 1.0:
                     # A few stat() calls; a broken new version is logged and the old one stays.
@@ -806,6 +817,7 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
             max_hands=args.max_hands,
             model_path=args.model,
             model_schedule=ModelSchedule(interval=args.model_interval),
+            live_overlap=args.live_overlap,
         ),
         size=args.size,
         progress=lambda text: print(f"arfx bench pipeline: {text}", file=sys.stderr, flush=True),

@@ -176,6 +176,7 @@ def test_webcam_command_records_without_a_window(tmp_path: Path, video_path) -> 
         str(out),
         "--frames",
         "20",
+        "--live-overlap",
     )
     assert result.returncode == EXIT_OK, result.stderr
     assert "20 frames" in result.stderr

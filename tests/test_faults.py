@@ -71,8 +71,11 @@ def _camera_like(video_path) -> PacedSource:
     return PacedSource(VideoFileSource(video_path("single_face.mp4")))
 
 
-def test_live_stream_survives_gl_errors(video_path, caplog) -> None:
-    with arfx.Session(["lipstick"]) as session:
+@pytest.mark.parametrize("overlap", [False, True], ids=["one-stage", "overlapped"])
+def test_live_stream_survives_gl_errors(video_path, caplog, overlap: bool) -> None:
+    options = arfx.SessionOptions(live_overlap=overlap)
+    with arfx.Session(["lipstick"], options) as session:
+        assert len(session._frame_stages(live=True)) == (2 if overlap else 1)
         failed = _gl_fails(session, lambda call: call in (2, 3))
         with caplog.at_level(logging.WARNING, logger="arfx"):
             frames = list(session.stream(_camera_like(video_path), live=True))

@@ -11,10 +11,16 @@ import numpy as np
 import pytest
 
 from arfx.alignment import Alignment, align_ibug68, align_mesh, mirror_rotation
-from arfx.faceparts import IBUG_FLIP, MESH_TO_IBUG68
+from arfx.faceparts import CLASS_INDEX, IBUG_FLIP, MESH_TO_IBUG68
 from arfx.training import splits
 from arfx.training.augment import AugmentConfig
-from arfx.training.dataset import IGNORE, MESH_LANDMARK_WEIGHT, FaceSamples
+from arfx.training.dataset import (
+    IGNORE,
+    MESH_LANDMARK_WEIGHT,
+    FaceSamples,
+    cut_frame_top,
+    frame_cut_row,
+)
 
 from .conftest import data_root, require
 
@@ -191,6 +197,50 @@ def test_mirrored_crop_border(cache):
     assert differs > 0  # some crops do reach past the frame, or this tests nothing
     with pytest.raises(ValueError, match="sideways"):
         FaceSamples(cache, "all", augment=False, crop_border="sideways")
+
+
+def test_frame_cut_crosses_the_hair_above_the_eyes(cache):
+    """frame_cut cuts a sample as a frame's top edge cuts a head: at a row between the
+    hair's top and the eyes, above which the image shows the crop border (as past a real
+    frame's edge) and the labels are unknown; below it nothing is unknown that was not."""
+    hair = CLASS_INDEX["hair"]
+    still = replace(STILL, flip=0.0)
+    kwargs = {"augment": True, "seed": 0, "crop_border": "reflect"}
+    plain = FaceSamples(cache, "all", config=still, **kwargs)
+    cut = FaceSamples(cache, "all", config=replace(still, frame_cut=1.0), **kwargs)
+    checked = 0
+    for i in range(len(plain)):
+        if plain.kind(i) != "celebamask":
+            continue
+        raw = plain.load(i)
+        labels = cv2.imdecode(raw["labels"], cv2.IMREAD_UNCHANGED)
+        points = raw["ibug68"] if "ibug68" in raw else raw["mesh"][MESH_TO_IBUG68]
+        eyes = float(np.mean(points[36:48, 1]))
+        top = int(np.flatnonzero((labels == hair).any(axis=1))[0])
+        rows = [
+            frame_cut_row(
+                labels, None, raw.get("mesh"), raw.get("ibug68"), np.random.default_rng(s)
+            )
+            for s in range(20)
+        ]
+        assert all(top < row < eyes for row in rows), (top, eyes, rows)
+        a, b = plain[i], cut[i]
+        unknown = (b["parsing"] == IGNORE) & (a["parsing"] != IGNORE)
+        assert unknown.sum() > 500  # a band of the crop lost its labels ...
+        assert np.all(b["valid"][unknown] == 0)
+        band = np.flatnonzero(unknown.any(axis=1))
+        assert band[0] <= 2 or np.all(a["parsing"][: band[0]] == IGNORE)  # ... from the top
+        assert (b["parsing"] == hair).sum() < (a["parsing"] == hair).sum()
+        checked += 1
+    assert checked
+    image = np.arange(10 * 3 * 3, dtype=np.uint8).reshape(10, 3, 3)
+    mirrored = cut_frame_top(image, 3, cv2.BORDER_REFLECT_101)
+    np.testing.assert_array_equal(mirrored[3:], image[3:])
+    np.testing.assert_array_equal(mirrored[:3], image[4:7][::-1])
+    repeated = cut_frame_top(image, 3, cv2.BORDER_REPLICATE)
+    assert np.all(repeated[:3] == image[3])
+    empty = np.zeros((64, 64), np.uint8)  # no hair: no cut
+    assert frame_cut_row(empty, None, None, np.full((68, 2), 40.0), np.random.default_rng(0)) == 0
 
 
 def test_train_augmentation_varies(cache):

@@ -225,21 +225,35 @@ class FaceSamples:
         warp = compose(flip_matrix(size), matrix) if flip else matrix
         dsize = (size, size)
 
+        labels = _decode(data["labels"], cv2.IMREAD_UNCHANGED) if "labels" in data else None
+        hair = None
+        if "hair" in data:
+            hair = _decode(data["hair"], cv2.IMREAD_UNCHANGED).astype(np.float32) / 255.0
+        known = np.ones((height, width), np.uint8)
+        # Only drawn when enabled, so recipes without it keep their random sequence.
+        if rng is not None and config.frame_cut and rng.random() < config.frame_cut:
+            cut = frame_cut_row(labels, hair, mesh, points68, rng)
+            if cut:
+                rgb = cut_frame_top(rgb, cut, self._border_mode)
+                known[:cut] = 0
+                if labels is not None:
+                    labels = labels.copy()
+                    labels[:cut] = IGNORE
+
         image = cv2.warpAffine(
             rgb, warp, dsize, flags=cv2.INTER_LINEAR, borderMode=self._border_mode
         )
         # Labels follow the image past the frame's edge, or are unknown there.
         border = self._border_mode if self.replicate_border else cv2.BORDER_CONSTANT
         valid = cv2.warpAffine(
-            np.ones((height, width), np.uint8),
+            known,
             warp,
             dsize,
             flags=cv2.INTER_NEAREST,
             borderMode=border,
             borderValue=0,
         )
-        if "labels" in data:
-            labels = _decode(data["labels"], cv2.IMREAD_UNCHANGED)
+        if labels is not None:
             parsing = cv2.warpAffine(
                 labels,
                 warp,
@@ -252,8 +266,7 @@ class FaceSamples:
             parsing = np.full(dsize, IGNORE, np.uint8)
 
         hair_soft = np.zeros(dsize, np.float32)
-        if "hair" in data:
-            hair = _decode(data["hair"], cv2.IMREAD_UNCHANGED).astype(np.float32) / 255.0
+        if hair is not None:
             hair_soft = cv2.warpAffine(
                 hair,
                 warp,
@@ -406,3 +419,42 @@ def _skin_tone(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
 
 def _ocular(landmarks: np.ndarray) -> float:
     return float(max(np.linalg.norm(landmarks[45] - landmarks[36]), 10.0))
+
+
+FRAME_CUT_RANGE = (0.1, 0.6)
+"""Where ``AugmentConfig.frame_cut`` cuts: between these fractions of the way from the
+hair's top row down to the eyes."""
+
+
+def frame_cut_row(
+    labels: np.ndarray | None,
+    hair: np.ndarray | None,
+    mesh: np.ndarray | None,
+    points68: np.ndarray | None,
+    rng: np.random.Generator,
+) -> int:
+    """A row of the source image that crosses the hair above the eyes, or 0 where the sample
+    shows no hair above them (or no eyes are known)."""
+    if labels is not None:
+        hair_rows = np.flatnonzero((labels == _HAIR).any(axis=1))
+    elif hair is not None:
+        hair_rows = np.flatnonzero((hair > 0.5).any(axis=1))
+    else:
+        return 0
+    if points68 is not None:
+        eyes = float(np.mean(np.asarray(points68)[36:48, 1]))
+    elif mesh is not None:
+        eyes = float(np.mean(np.asarray(mesh)[MESH_TO_IBUG68][36:48, 1]))
+    else:
+        return 0
+    if hair_rows.size == 0 or hair_rows[0] >= eyes - 8:
+        return 0
+    low, high = FRAME_CUT_RANGE
+    top = float(hair_rows[0])
+    return int(round(top + rng.uniform(low, high) * (eyes - top)))
+
+
+def cut_frame_top(rgb: np.ndarray, row: int, border_mode: int) -> np.ndarray:
+    """``rgb`` as if the frame began at ``row``: the rows above it show what a crop shows
+    past a frame's edge (``border_mode``, the crop border's OpenCV mode)."""
+    return cv2.copyMakeBorder(rgb[row:], row, 0, 0, 0, border_mode)

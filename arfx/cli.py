@@ -30,7 +30,7 @@ def _effects_option(parser: argparse.ArgumentParser, text: str) -> None:
     parser.add_argument("--effect", action="append", dest="effects", metavar="SPEC", help=text)
 
 
-def _session_args(parser: argparse.ArgumentParser) -> None:
+def _session_args(parser: argparse.ArgumentParser, *, live: bool = False) -> None:
     parser.add_argument(
         "--effect",
         "-e",
@@ -38,9 +38,8 @@ def _session_args(parser: argparse.ArgumentParser) -> None:
         metavar="NAME[:KEY=VALUE,...]",
         help="effect to apply, repeatable (default: lipstick), e.g. lipstick:color=#a3122f",
     )
-    _limit_options(parser)
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    _model_interval_option(parser)
+    _cost_options(parser, live=live)
     parser.add_argument(
         "--effect-path", action="append", default=[], help="extra folder of effect plugins"
     )
@@ -54,7 +53,8 @@ def _video_eval(tasks: Any, name: str, text: str) -> argparse.ArgumentParser:
     return parser
 
 
-def _limit_options(parser: argparse.ArgumentParser) -> None:
+def _cost_options(parser: argparse.ArgumentParser, *, live: bool = False) -> None:
+    """The options that trade what is tracked and how often for speed."""
     parser.add_argument("--max-faces", type=int, default=4, help="most faces tracked (1-8)")
     parser.add_argument(
         "--max-hands",
@@ -65,18 +65,6 @@ def _limit_options(parser: argparse.ArgumentParser) -> None:
         help="most hands tracked (1-4); 1 halves the hand tracker's cost when one hand "
         "comes to the face (default 2)",
     )
-
-
-def _live_overlap_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--live-overlap",
-        action="store_true",
-        help="composite each live frame while analysing the next: more frames where cores "
-        "are to spare, more latency on a small CPU",
-    )
-
-
-def _model_interval_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model-interval",
         type=int,
@@ -86,6 +74,13 @@ def _model_interval_option(parser: argparse.ArgumentParser) -> None:
         help="run the face model on at most one frame in N (1-8), moving its masks with the "
         "face between; it still runs at once when the mouth moves or is covered (default 1)",
     )
+    if live:
+        parser.add_argument(
+            "--live-overlap",
+            action="store_true",
+            help="composite each live frame while analysing the next: more frames where "
+            "cores are to spare, more latency on a small CPU",
+        )
 
 
 def _make_session(args: argparse.Namespace, **extra: object):
@@ -144,8 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="reload effects whose files change (for effect authors), about once a second",
     )
-    _live_overlap_option(webcam)
-    _session_args(webcam)
+    _session_args(webcam, live=True)
 
     effects = commands.add_parser("effects", help="list effects and their parameters")
     effects.add_argument("--effect-path", action="append", default=[])
@@ -288,8 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --ray: split videos at keyframes into chunks of at least this many "
         "seconds, rendered in parallel and joined without re-encoding (0: whole files)",
     )
-    _limit_options(batch)
-    _model_interval_option(batch)
+    _cost_options(batch)
     batch.add_argument("--json", type=Path, help="also write the results as JSON here")
     bench = commands.add_parser("bench", help="speed benchmarks")
     bench_tasks = bench.add_subparsers(dest="task", required=True)
@@ -354,9 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     throughput.add_argument(
         "--size", type=_frame_size, help="resize frames to WxH first, e.g. 1280x720"
     )
-    _limit_options(throughput)
-    _model_interval_option(throughput)
-    _live_overlap_option(throughput)
+    _cost_options(throughput, live=True)
     throughput.add_argument(
         "--live-frames", type=int, default=300, help="frames of the live test (0: skip it)"
     )

@@ -5,7 +5,7 @@
 - ``occluders``: the synthetic hand or shape its ``--occluder`` mode pastes over the mouth;
 - ``landmarks``: 68-point NME, failure rates and AUC (``evaluate_landmarks``);
 - ``hair_edge``: on a video, the hair teacher's hair the model leaves out along the frame's
-  top edge (``evaluate_hair_edge``), the hole every model after v1 showed there;
+  top edge (``evaluate_hair_edge``), the hole most models after v1 showed there;
 - ``schedule``: on a video, how much a ``ModelSchedule`` interval changes the masks against
   the model run on every frame (``evaluate_schedule``).
 """

@@ -2,12 +2,12 @@
 
 Most face models trained after v1 left a hole in the hair where the head in
 ``WolfgangLanger_Pexels.mp4`` touches the top of the frame, and the still-image
-``--crown-cut`` figure did not show it (docs/face-model-v5-experiment); v10, trained with
-heads cut at the frame's top edge (``frame_cut``; not shipped), fills it in a stream. This evaluation
-streams a video through the face tracker and the model, feeding each frame's masks back as
-the next frame's context as a session does ("stream"), and again with no context on any
-frame ("reset", every frame a new track), and measures in the top ``band`` rows the share of
-the hair teacher's hair that the model leaves out.
+``--crown-cut`` figure did not show it (docs/face-model-v5-experiment); v10, trained
+with heads cut at the frame's top edge (``frame_cut``; not shipped), fills it in a stream.
+This evaluation streams a video through the face tracker and the model, feeding each
+frame's masks back as the next frame's context as a session does ("stream"), and again with
+no context on any frame ("reset", every frame a new track), and measures in the top
+``band`` rows the share of the hair teacher's hair that the model leaves out.
 
 The teacher (MediaPipe's hair segmenter on the whole frame) is the reference here, not
 ground truth: the figure flags a hole, it does not score hair quality. Frames with less than

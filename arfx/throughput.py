@@ -168,8 +168,9 @@ def plain_fps(video: Path, frames: int, folder: Path, size: tuple[int, int] | No
     return count / (time.perf_counter() - start)
 
 
-def _session(effects: Sequence[str], options: SessionOptions, pipelined: bool) -> Session:
-    return Session(list(effects), replace(options, pipelined=pipelined))
+def _session(effects: Sequence[str], options: SessionOptions | None, pipelined: bool) -> Session:
+    """A session with ``options`` (the defaults when None), ``pipelined`` set as asked."""
+    return Session(list(effects), replace(options or SessionOptions(), pipelined=pipelined))
 
 
 def render_fps(
@@ -183,7 +184,7 @@ def render_fps(
     size: tuple[int, int] | None = None,
 ) -> tuple[float, dict[str, list[float]]]:
     """Frames per second of ``Session.render`` over ``frames`` frames, and its stage times."""
-    with _session(effects, options or SessionOptions(), pipelined) as session:
+    with _session(effects, options, pipelined) as session:
         session.stage_times = {}
         report = session.render(
             LoopedSource(video, frames, size), folder / f"render-{pipelined}.mp4", progress=False
@@ -202,7 +203,7 @@ def live_latency(
     """Latency from a frame's real-time release to its processed frame, live mode."""
     source = PacedSource(LoopedSource(video, frames, size))
     latencies = []
-    with _session(effects, options or SessionOptions(), True) as session:
+    with _session(effects, options, True) as session:
         for frame in session.stream(source, live=True):
             latencies.append(time.perf_counter() - source.released[frame.index])
         dropped = session.dropped_frames
@@ -229,7 +230,7 @@ def memory_growth(
     source = LoopedSource(video, frames, size)
     sink = open_sink(folder / "memory.mp4", source)
     samples: dict[str, float] = {}
-    with _session(effects, options or SessionOptions(), True) as session:
+    with _session(effects, options, True) as session:
         for count, frame in enumerate(session.stream(source, pipelined=True), start=1):
             sink.write(frame)
             if count in (warmup, frames):

@@ -75,11 +75,12 @@ class AugmentConfig:
     """Largest growth of a jittered lip prior, pixels (it shrinks by at most 1: thin lips
     would vanish)."""
     frame_cut: float = 0.0
-    """Chance that a sample with hair labels is cut as a video frame cuts a head: the image
-    above a row between the hair's top and the eyes is replaced by what the crop shows past
-    a frame's edge (the crop border, mirrored or repeated), its labels unknown. Video where
-    the frame's top edge crosses the hair (WolfgangLanger) lost hair there with v5's and v8's
-    recipes, whose training images almost never show a head cut off."""
+    """Chance that a sample with hair (labels, or the hair teacher's on video frames) is cut
+    as a video frame cuts a head: the image above a random row between the hair's top and
+    the eyes is replaced by what the crop shows past a frame's edge (the crop border,
+    mirrored or repeated), its labels unknown. CelebAMask's images often end in the hair,
+    but always at one height; v5's and v8's recipes lost hair where WolfgangLanger's frame
+    edge crosses the crown, and v10 (this at 0.3) did not (docs/face-model-v10-experiment)."""
     blur: float = 0.15
     motion_blur: float = 0.1
     noise: float = 0.3

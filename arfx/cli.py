@@ -186,6 +186,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the model without the mesh lip polygons in its context (what it finds in "
         "the image alone)",
     )
+    parsing.add_argument(
+        "--cold-start",
+        dest="warm_start",
+        action="store_false",
+        help="run the model once per photo, from empty context (default: twice, as a session "
+        "runs it on a new face)",
+    )
     parsing.add_argument("--model", type=Path, help="face model ONNX (default: the shipped one)")
     parsing.add_argument(
         "--teacher",
@@ -212,6 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated, of model, mesh (default: both)",
     )
     landmarks.add_argument("--model", type=Path, help="face model ONNX (default: the shipped one)")
+    landmarks.add_argument(
+        "--cold-start",
+        dest="warm_start",
+        action="store_false",
+        help="run the model once per face, from empty context (default: twice, as a session "
+        "runs it on a new face)",
+    )
     landmarks.add_argument(
         "--limit", type=_positive_int, help="only the first N images of each set"
     )
@@ -693,6 +707,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             occluder=args.occluder,
             crown_cut=args.crown_cut,
             lip_prior=args.lip_prior,
+            warm_start=args.warm_start,
             model_path=args.model,
             teacher_path=args.teacher,
             progress=progress,
@@ -721,6 +736,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             methods=args.methods,
             limit=args.limit,
             model_path=args.model,
+            warm_start=args.warm_start,
             progress=progress,
         )
     bar.close()

@@ -542,21 +542,23 @@ def hair_edge(wolfgang, model_onnx) -> HairEdgeReport:
     report = evaluate_hair_edge(
         wolfgang, model_path=model_onnx, frames=12, progress=lambda d, t: calls.append((d, t))
     )
-    assert calls[-1] == (24, 24)  # both contexts, every frame
+    assert calls[-1] == (36, 36)  # every context, every frame
     return report
 
 
-def test_hair_edge_scores_both_contexts(hair_edge, wolfgang):
+def test_hair_edge_scores_every_context(hair_edge, wolfgang):
     assert hair_edge.frames == 12 and hair_edge.band == 24
     # The head touches the top edge from the first frame on.
     assert hair_edge.scored == 12
-    assert list(hair_edge.scores) == ["stream", "reset"]
+    assert list(hair_edge.scores) == ["stream", "reset", "cold"]
     for score in hair_edge.scores.values():
         assert 0.0 <= score.mean_miss <= score.p90_miss <= score.max_miss <= 1.0
         assert 0 <= score.worst_frame < 12 and 0 <= score.holed_frames <= 12
-    # Feeding the masks back as context changes what the model draws.
-    stream, reset = hair_edge.scores["stream"], hair_edge.scores["reset"]
+    # Feeding the masks back as context, or the first guess on a new face, changes what the
+    # model draws.
+    stream, reset, cold = (hair_edge.scores[c] for c in ("stream", "reset", "cold"))
     assert (stream.mean_miss, stream.max_miss) != (reset.mean_miss, reset.max_miss)
+    assert (reset.mean_miss, reset.max_miss) != (cold.mean_miss, cold.max_miss)
 
 
 def test_hair_edge_table_json_and_cli(hair_edge, wolfgang, model_onnx, tmp_path, capsys):
@@ -567,7 +569,7 @@ def test_hair_edge_table_json_and_cli(hair_edge, wolfgang, model_onnx, tmp_path,
     assert main([*args, "--model", str(model_onnx), "--json", str(out)]) == EXIT_OK
     assert "3 frames" in capsys.readouterr().out
     data = json.loads(out.read_text())
-    assert data["band"] == 16 and set(data["scores"]) == {"stream", "reset"}
+    assert data["band"] == 16 and set(data["scores"]) == {"stream", "reset", "cold"}
 
 
 def test_hair_edge_errors(wolfgang, tmp_path):

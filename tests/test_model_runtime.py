@@ -244,10 +244,14 @@ def test_analyzer_outputs_map_back_to_the_face(face_model, obama):
         assert distance < 0.25 * ocular, (distance, ocular)
 
 
+_COLD = ModelSchedule(warm_start=False)
+"""One model run per frame, new faces too: tests of the context fed back count the runs."""
+
+
 def test_context_is_fed_back_and_reset_clears_it(face_model, obama):
     rgb, faces = obama
     spy = _Spy(face_model)
-    analyzer = FaceAnalyzer(spy)  # type: ignore[arg-type]
+    analyzer = FaceAnalyzer(spy, schedule=_COLD)  # type: ignore[arg-type]
     analyzer.analyze(rgb, faces)
     analyzer.analyze(rgb, faces)
     analyzer.reset()
@@ -265,6 +269,36 @@ def test_context_is_fed_back_and_reset_clears_it(face_model, obama):
     assert not after_empty[:, :3].any()
 
 
+def test_a_new_face_is_warm_started(face_model, obama):
+    """A new face runs twice, the second run fed the first's face and hair maps (not its
+    lips) and giving the maps; a face seen before runs once; a second new face beside a
+    known one runs again alone."""
+    rgb, faces = obama
+    spy = _Spy(face_model)
+    analyzer = FaceAnalyzer(spy)  # type: ignore[arg-type]
+    (warm,) = analyzer.analyze(rgb, faces)
+    assert len(spy.contexts) == 2
+    first, second = spy.contexts
+    assert not first[:, :3].any()
+    (cold,) = FaceAnalyzer(face_model, schedule=_COLD).analyze(rgb, faces)
+    guess = FaceAnalysis(
+        faces[0].id, cold.alignment, cold.parsing, cold.occlusion, cold.landmarks68, cold.rotation
+    ).context()
+    np.testing.assert_allclose(second[0, :2], guess[:2], atol=1e-4)  # same crop: no warp
+    assert not second[:, 2].any()  # the lips channel stays empty
+    np.testing.assert_array_equal(second[:, 3], first[:, 3])  # the mesh lip prior as ever
+    assert not np.allclose(warm.parsing, cold.parsing, atol=1e-3)  # the maps: second run
+    np.testing.assert_allclose(warm.landmarks68, cold.landmarks68, atol=1e-3)  # points: first
+    np.testing.assert_allclose(warm.rotation, cold.rotation, atol=1e-5)
+    analyzer.analyze(rgb, faces)
+    assert len(spy.contexts) == 3  # a known face: one run
+    newcomer = replace(faces[0], id=faces[0].id + 1)
+    analyzer.analyze(rgb, [faces[0], newcomer])
+    assert [c.shape[0] for c in spy.contexts[3:]] == [2, 1]  # both, then the newcomer again
+    with pytest.raises(ArfxError, match="warm_start"):
+        ModelSchedule(warm_start=1).validate()  # type: ignore[arg-type]
+
+
 def _moved(rgb: np.ndarray, faces, shift: tuple[float, float]):
     """The frame and its faces translated by ``shift`` pixels: rigid motion the crop follows."""
     matrix = np.float32([[1, 0, shift[0]], [0, 1, shift[1]]])
@@ -277,7 +311,8 @@ def _moved(rgb: np.ndarray, faces, shift: tuple[float, float]):
 def test_schedule_carries_the_maps_with_the_face_between_runs(face_model, obama):
     rgb, faces = obama
     spy = _Spy(face_model)
-    analyzer = FaceAnalyzer(spy, schedule=ModelSchedule(interval=3))  # type: ignore[arg-type]
+    schedule = ModelSchedule(interval=3, warm_start=False)
+    analyzer = FaceAnalyzer(spy, schedule=schedule)  # type: ignore[arg-type]
     (first,) = analyzer.analyze(rgb, faces)
     moved_rgb, moved_faces = _moved(rgb, faces, (6.0, -4.0))
     (second,) = analyzer.analyze(moved_rgb, moved_faces)
@@ -301,7 +336,8 @@ def test_schedule_carries_the_maps_with_the_face_between_runs(face_model, obama)
 def test_schedule_runs_the_model_when_the_mouth_changes(face_model, obama):
     rgb, faces = obama
     spy = _Spy(face_model)
-    analyzer = FaceAnalyzer(spy, schedule=ModelSchedule(interval=8))  # type: ignore[arg-type]
+    schedule = ModelSchedule(interval=8, warm_start=False)
+    analyzer = FaceAnalyzer(spy, schedule=schedule)  # type: ignore[arg-type]
     analyzer.analyze(rgb, faces)
     (still,) = analyzer.analyze(rgb, faces)
     assert still.carried and len(spy.images) == 1

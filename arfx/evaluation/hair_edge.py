@@ -5,9 +5,11 @@ Most face models trained after v1 left a hole in the hair where the head in
 ``--crown-cut`` figure did not show it (docs/face-model-v5-experiment); v10, trained
 with heads cut at the frame's top edge (``frame_cut``; not shipped), fills it in a stream.
 This evaluation streams a video through the face tracker and the model, feeding each
-frame's masks back as the next frame's context as a session does ("stream"), and again with
-no context on any frame ("reset", every frame a new track), and measures in the top
-``band`` rows the share of the hair teacher's hair that the model leaves out.
+frame's masks back as the next frame's context as a session does ("stream"); again with
+every frame a new track, which a session starts with two model runs ("reset",
+``ModelSchedule.warm_start``); and with every frame one run from empty context ("cold").
+It measures in the top ``band`` rows the share of the hair teacher's hair that the model
+leaves out.
 
 The teacher (MediaPipe's hair segmenter on the whole frame) is the reference here, not
 ground truth: the figure flags a hole, it does not score hair quality. Frames with less than
@@ -28,8 +30,9 @@ from ..errors import SourceError
 from .common import THRESHOLD, first_frames, text_grid
 from .parsing import _model_method, _teacher_method, default_teacher_path
 
-CONTEXTS: tuple[str, ...] = ("stream", "reset")
-"""How the model's previous-frame context is fed: as in a session, or never."""
+CONTEXTS: tuple[str, ...] = ("stream", "reset", "cold")
+"""How the model's context is fed: the previous frame's, as in a session; its own first guess
+on every frame, as for a new face; or never."""
 HOLE = 0.05
 """A frame counts as holed when the model misses more than this share of the band's hair."""
 
@@ -127,7 +130,9 @@ def evaluate_hair_edge(
     )
     total = len(CONTEXTS) * len(images)
     for round_, context in enumerate(CONTEXTS):
-        predict, _ = _model_method(model_path, streaming=context == "stream")
+        predict, _ = _model_method(
+            model_path, streaming=context == "stream", warm_start=context != "cold"
+        )
         assert predict is not None  # an explicit or shipped model loads or raises
         misses: dict[int, float] = {}
         for i, (image, found) in enumerate(zip(images, faces, strict=True)):

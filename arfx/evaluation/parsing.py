@@ -165,6 +165,9 @@ class ParsingReport:
     occluder: bool = False
     lip_prior: bool = True
     """Whether the model was given the mesh lip polygons (``--no-lip-prior``: not)."""
+    warm_start: bool = True
+    """Whether each photo went through the model twice (``ModelSchedule.warm_start``), as a
+    session runs it; ``--cold-start``: once, from empty context."""
     crown_cut: bool = False
     """Each image was cut so its top edge crosses the hair (``crown_cut_row``); images without
     enough hair above the brows were left out (``cut_skipped``)."""
@@ -203,6 +206,7 @@ class ParsingReport:
             "occluder": self.occluder,
             "crown_cut": self.crown_cut,
             "lip_prior": self.lip_prior,
+            "warm_start": self.warm_start,
             "cut_skipped": self.cut_skipped,
             "images": self.images,
             "faces_found": self.faces_found,
@@ -227,6 +231,8 @@ class ParsingReport:
             occluder=bool(data.get("occluder", False)),
             crown_cut=bool(data.get("crown_cut", False)),
             lip_prior=bool(data.get("lip_prior", True)),
+            # reports written before warm starts existed ran the model once
+            warm_start=bool(data.get("warm_start", False)),
             cut_skipped=int(data.get("cut_skipped", 0)),
             data=str(data.get("data", "")),
             tracking_seconds=float(data.get("tracking_seconds", 0.0)),
@@ -240,6 +246,8 @@ class ParsingReport:
             where += ", mouth occluded"
         if not self.lip_prior:
             where += ", model without the mesh lip prior"
+        if not self.warm_start:
+            where += ", model from a cold start (one run)"
         if self.crown_cut:
             where += f", top edge cut through the hair ({self.cut_skipped} without hair to cut)"
         tracking = per_image_ms(self.tracking_seconds, self.images)
@@ -441,16 +449,21 @@ Predict = Callable[[np.ndarray, Sequence[Any], Sequence[str]], dict[str, np.ndar
 
 
 def _model_method(
-    model_path: Path | str | None, lip_prior: bool = True, streaming: bool = False
+    model_path: Path | str | None,
+    lip_prior: bool = True,
+    streaming: bool = False,
+    warm_start: bool = True,
 ) -> tuple[Predict | None, str]:
     """The model as a method; ``streaming`` feeds each call's masks back as the next call's
-    context (frames of one video), otherwise every call starts a new track (photos)."""
-    from ..model import DEFAULT_MODEL, FaceAnalyzer, FaceModel, ModelMasks
+    context (frames of one video), otherwise every call starts a new track (photos), which
+    runs the model twice unless ``warm_start`` is False (``ModelSchedule.warm_start``)."""
+    from ..model import DEFAULT_MODEL, FaceAnalyzer, FaceModel, ModelMasks, ModelSchedule
 
     if model_path is None and not DEFAULT_MODEL.is_file():
         return None, f"unavailable: no model file at {DEFAULT_MODEL} (pass --model)"
     # An explicit path that is missing or broken raises ModelError: a mistake, not a gap.
-    analyzer = FaceAnalyzer(FaceModel(model_path), lip_prior=lip_prior)
+    schedule = ModelSchedule(warm_start=warm_start)
+    analyzer = FaceAnalyzer(FaceModel(model_path), lip_prior=lip_prior, schedule=schedule)
     masks = ModelMasks()
 
     def predict(rgb: np.ndarray, faces: Sequence[Any], names: Sequence[str]) -> dict:
@@ -520,6 +533,7 @@ def evaluate_parsing(
     occluder: bool = False,
     crown_cut: bool = False,
     lip_prior: bool = True,
+    warm_start: bool = True,
     model_path: Path | str | None = None,
     teacher_path: Path | str | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -543,8 +557,9 @@ def evaluate_parsing(
     as it does for a head at the top of a video frame; hair in the band just below that edge is
     scored on its own (``MethodResult.edge``), and images with too little hair are left out.
     ``lip_prior=False`` runs the model without the mesh lip polygons in its context: what
-    it finds in the image alone. ``progress(done, total)`` is called after each image.
-    ``method`` is the first version's single-method argument.
+    it finds in the image alone. ``warm_start=False`` runs the model once per photo, from
+    empty context, instead of twice as a session does. ``progress(done, total)`` is called
+    after each image. ``method`` is the first version's single-method argument.
     """
     if method is not None:
         methods = (method,)
@@ -561,7 +576,7 @@ def evaluate_parsing(
     results: dict[str, MethodResult] = {}
     for name in methods:
         if name == "model":
-            predict, status = _model_method(model_path, lip_prior)
+            predict, status = _model_method(model_path, lip_prior, warm_start=warm_start)
         elif name == "mesh":
             predict, status = _mesh_method()
         else:
@@ -649,6 +664,7 @@ def evaluate_parsing(
         occluder=occluder,
         crown_cut=crown_cut,
         lip_prior=lip_prior,
+        warm_start=warm_start,
         cut_skipped=skipped,
         data=str(data_dir),
         tracking_seconds=tracking,

@@ -401,7 +401,7 @@ class FaceAnalyzer:
 
         Their 68 points and rotation stay the first run's: the 68-point training faces never
         came with maps as context, and fed some the landmark head did worse (held-out NME
-        5.14% -> 5.82% with v1)."""
+        5.14% -> 5.82% with model v1)."""
         new = [i for i, face in enumerate(faces) if face.id not in self._previous]
         if not new:
             return analyses

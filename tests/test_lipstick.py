@@ -220,7 +220,7 @@ def test_gloss_brightens_the_highlights_and_matte_flattens_them(renders, image_p
     path = image_path("obama.jpg")
     image, satin, face = renders(path, "satin")
     core = _lip_core(face, image.shape)
-    assert core.sum() > 300
+    assert core.sum() > 200  # enough pixels for a 99th percentile (v1 327, v10 252)
     lightness = {v: _lab(renders(path, v)[1])[..., 0][core] for v in ("satin", "gloss", "matte")}
     top = {v: float(np.percentile(values, 99)) for v, values in lightness.items()}
     spread = {v: float(values.std()) for v, values in lightness.items()}
@@ -281,39 +281,56 @@ def test_shimmer_sparkles_move_with_the_face(model_session, image_path) -> None:
     assert np.corrcoef(here[lit], there[lit])[0, 1] < 0.3  # not to the screen
 
 
+_FINGER_PHOTOS = ("obama.jpg", "biden.jpg", "single_face.jpg", "sergey.png")
+_FINGER_PLACES = (0.2, 0.35, 0.5, 0.65, 0.8)
+"""Where the bar's centre crosses the mouth, from its left corner (0) to its right (1)."""
+
+
 def test_no_paint_on_a_finger_across_the_mouth(image_path) -> None:
-    """A skin-coloured bar over the left of the mouth: the face model's occlusion and lips
-    masks keep the paint off it (but for a band the masks' softness wide at its edges)."""
-    image = _rgb(image_path("obama.jpg"))
+    """A skin-coloured bar over the mouth, at five places on each of four photos: the face
+    model's occlusion and lips masks keep the paint off it (but for a band the masks'
+    softness wide at its edges) and still paint the lips beside it. The shipped model v1
+    painted 68% of the bar on Biden's mouth at 0.2 (8.5% over all twenty), v10 none of it;
+    they painted 91% and 88% of the lips beside it."""
+    beside_painted, controls = [], []
     with arfx.Session(["lipstick:opacity=1"], arfx.SessionOptions(static_images=True)) as session:
         if session.mask_source != "model":
             pytest.skip("the face model is not available")
-        (face,) = session.analyze(image)
-        lips = _masks(face, image.shape)["lips"] > 128
-        finger, bar = _finger(image, face)
-        out = session.process(finger)
-    width = float(np.linalg.norm(face.landmarks[291, :2] - face.landmarks[61, :2]))
-    r = int(np.ceil(0.03 * width)) + 3  # the feather radius and a few pixels of mask blur
-    interior = cv2.erode(bar.astype(np.uint8), np.ones((2 * r + 1,) * 2, np.uint8)) > 0
-    under, beside = interior & lips, lips & ~cv2.dilate(bar.astype(np.uint8), np.ones((5, 5))) > 0
-    assert under.sum() > 300 and beside.sum() > 1000
-    painted = delta_e(out, finger) > 5.0
-    assert painted[under].mean() < 0.05
-    assert painted[beside].mean() > 0.8
-    # Without the model's masks the same pixels are painted: the check above measures something.
+        for name in _FINGER_PHOTOS:
+            image = _rgb(image_path(name))
+            (face,) = session.analyze(image)
+            lips = _masks(face, image.shape)["lips"] > 128
+            width = float(np.linalg.norm(face.landmarks[291, :2] - face.landmarks[61, :2]))
+            r = int(np.ceil(0.03 * width)) + 3  # the feather radius and a few pixels of blur
+            for place in _FINGER_PLACES:
+                finger, bar = _finger(image, face, place)
+                painted = delta_e(session.process(finger), finger) > 5.0
+                interior = cv2.erode(bar.astype(np.uint8), np.ones((2 * r + 1,) * 2, np.uint8))
+                under = (interior > 0) & lips
+                beside = lips & ~(cv2.dilate(bar.astype(np.uint8), np.ones((5, 5))) > 0)
+                assert under.sum() > 50 and beside.sum() > 500, (name, place)
+                assert painted[under].mean() < 0.05, (name, place, painted[under].mean())
+                assert painted[beside].mean() > 0.6, (name, place, painted[beside].mean())
+                beside_painted.append(painted[beside].mean())
+                controls.append((finger, under))
+    assert np.mean(beside_painted) > 0.85, beside_painted
+    # Without the model's masks the bar is painted: the checks above measure something.
     mesh = arfx.SessionOptions(static_images=True, masks="mesh")
     with arfx.Session(["lipstick:opacity=1"], mesh) as session:
-        painted = delta_e(session.process(finger), finger) > 5.0
-    assert painted[under].mean() > 0.5
+        painted_under = [
+            (delta_e(session.process(finger), finger) > 5.0)[under].mean()
+            for finger, under in controls
+        ]
+    assert np.mean(painted_under) > 0.5, painted_under
 
 
-def _finger(image: np.ndarray, face) -> tuple[np.ndarray, np.ndarray]:
-    """``image`` with a shaded, skin-coloured vertical bar over the left third of the mouth,
-    and the bar's mask (bool)."""
+def _finger(image: np.ndarray, face, place: float = 0.35) -> tuple[np.ndarray, np.ndarray]:
+    """``image`` with a shaded, skin-coloured vertical bar over the mouth, its centre at
+    ``place`` of the way from the left mouth corner to the right, and the bar's mask (bool)."""
     points = face.landmarks[:, :2]
     x0, x1 = points[61, 0], points[291, 0]
     y0, y1 = points[0, 1], points[17, 1]
-    centre, half = x0 + 0.35 * (x1 - x0), 0.18 * (x1 - x0)
+    centre, half = x0 + place * (x1 - x0), 0.18 * (x1 - x0)
     alpha = np.zeros(image.shape[:2], np.float32)
     top, bottom = int(y0 - 1.5 * (y1 - y0)), int(y1 + 1.5 * (y1 - y0))
     alpha[top:bottom, int(centre - half) : int(centre + half)] = 1.0

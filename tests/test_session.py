@@ -55,14 +55,23 @@ def test_lipstick_changes_only_the_lips_toward_the_colour(photo_session, image_p
     grow = int(np.ceil(0.06 * mouth * 0.5)) + 2
     near = cv2.dilate((lips > 0).astype(np.uint8), np.ones((2 * grow + 1,) * 2, np.uint8)) > 0
     assert np.array_equal(out[~near], image[~near])
-    # Inside: hue moved to the paint's, shading kept (luminance still follows the original).
+    # Inside: hue moved to the paint's, chroma most of the way to it (the paint keeps the
+    # lips' own lightness, which caps the chroma a dark pixel can take), shading kept
+    # (luminance still follows the original). Hue and chroma apart: a bound on the distance
+    # in (a, b) measured which pixels the model's core holds more than the paint (face
+    # model v1's render of Obama scored 0.249 of the starting distance on its own core,
+    # 0.299 on v10's; hue 21.5-21.8 degrees and chroma 50-52 for both on either core).
     core = cv2.erode((lips >= 250).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     assert core.sum() > 200
     before, after = _lab(image[core]), _lab(out[core])
-    target = _lab(np.array([[[0xA3, 0x12, 0x2F]]], np.uint8))[0]
-    dist_before = np.linalg.norm(before[:, 1:].mean(0) - target[1:])
-    dist_after = np.linalg.norm(after[:, 1:].mean(0) - target[1:])
-    assert dist_after < 0.25 * dist_before
+    ab = {"before": before[:, 1:].mean(0) - 128.0, "after": after[:, 1:].mean(0) - 128.0}
+    ab["paint"] = _lab(np.array([[[0xA3, 0x12, 0x2F]]], np.uint8))[0, 1:] - 128.0
+    hue = {k: float(np.degrees(np.arctan2(v[1], v[0]))) for k, v in ab.items()}
+    chroma = {k: float(np.linalg.norm(v)) for k, v in ab.items()}
+    assert abs(hue["before"] - hue["paint"]) > 6.0  # the hue check measures something
+    assert abs(hue["after"] - hue["paint"]) < 4.0, hue
+    assert chroma["before"] < 0.5 * chroma["paint"], chroma
+    assert chroma["after"] > 0.75 * chroma["paint"], chroma
     assert np.corrcoef(before[:, 0], after[:, 0])[0, 1] > 0.8, "shading must survive"
     assert after[:, 0].std() > 0.5 * before[:, 0].std(), "not a flat sticker"
 

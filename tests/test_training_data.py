@@ -278,6 +278,35 @@ def test_lip_prior_can_be_dropped_or_jittered(cache):
     assert changed >= 5
 
 
+def test_faces_without_parsing_labels_can_get_mesh_context(cache):
+    """mesh_context gives 68-point faces without labels (udacity) their mesh's face oval and
+    lips as the previous frame, hair unknown (zeros); off by default, where they get none."""
+    still = replace(STILL, flip=0.0, context_zero=0.0)
+    plain = FaceSamples(cache, "train", augment=True, seed=0, config=still)
+    meshed = FaceSamples(
+        cache, "train", augment=True, seed=0, config=replace(still, mesh_context=1)
+    )
+    faces = [i for i in range(len(plain)) if plain.kind(i) == "udacity"]
+    assert faces
+    with_mesh = 0
+    for i in faces:
+        assert not plain[i]["context"][:3].any()
+        context = meshed[i]["context"]
+        if not context[3].any():  # no mesh for this face (it disagreed with the 68 points)
+            assert not context[:3].any()
+            continue
+        with_mesh += 1
+        face, hair, lips = context[:3]
+        assert not hair.any()
+        assert face.mean() > 0.15 and face.max() <= 1.0 + 1e-5
+        # the fake previous lips lie where the mesh's are (shifted a pixel or two at most)
+        assert (lips > 0.5).sum() > 0.5 * (context[3] > 0.5).sum()
+        assert np.count_nonzero((lips > 0.5) & (context[3] > 0.5)) > 0
+        # the labels are untouched: the 68 points still train, parsing still does not
+        np.testing.assert_array_equal(meshed[i]["landmarks"], plain[i]["landmarks"])
+    assert with_mesh
+
+
 def test_fake_previous_masks_move_as_far_as_configured():
     """The fake previous mask is the label moved and grown or shrunk: by little with the
     defaults, and further with a larger ``previous_shift`` and ``previous_grow`` (so the

@@ -101,6 +101,13 @@ def load_index(cache_dir: Path | str) -> tuple[Path, list[dict]]:
     return path.parent, json.loads(path.read_text())["items"]
 
 
+def _face_oval(mesh_crop: np.ndarray, dsize: tuple[int, int]) -> np.ndarray:
+    """The mesh's face oval filled, uint8 0/1, in the crop."""
+    oval = np.zeros(dsize, np.uint8)
+    cv2.fillPoly(oval, [np.rint(mesh_crop[list(FACE_OVAL)]).astype(np.int32)], 1)
+    return oval
+
+
 def _decode(buffer: np.ndarray, flags: int) -> np.ndarray:
     image = cv2.imdecode(buffer, flags)
     if image is None:
@@ -326,9 +333,16 @@ class FaceSamples:
                 ]
             ).astype(np.float32)
         elif entry["kind"] == "video" and mesh_crop is not None:
-            oval = np.zeros(dsize, np.uint8)
-            cv2.fillPoly(oval, [np.rint(mesh_crop[list(FACE_OVAL)]).astype(np.int32)], 1)
+            oval = _face_oval(mesh_crop, dsize)
             previous = np.stack([oval * (1.0 - hair_soft), hair_soft, prior]).astype(np.float32)
+        elif (
+            config.mesh_context  # drawn only when enabled: other recipes keep their sequence
+            and rng is not None
+            and mesh_crop is not None
+            and rng.random() < config.mesh_context
+        ):  # a 68-point face without parsing labels: its mesh's face and lips, hair unknown
+            oval = _face_oval(mesh_crop, dsize)
+            previous = np.stack([oval, np.zeros(dsize, np.float32), prior]).astype(np.float32)
         else:
             previous = None
 

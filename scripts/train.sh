@@ -1,20 +1,30 @@
 #!/usr/bin/env bash
 # Train the face model from scratch, reproducibly, and export it into the package.
 #
-#   bash scripts/train.sh [MINUTES] [RUN_DIR]
+#   bash scripts/train.sh [RECIPE] [RUN_DIR]
+#
+# RECIPE is the shipped model's, v10 (default), or v1 (the first shipped model):
+#   v10: v8's recipe from scratch (4200 steps, about 98 minutes on the 2-core CPU), then a
+#        fine-tune of its best checkpoint with heads cut at a frame's top edge (1600 steps,
+#        about 42 minutes); RUN_DIR/v8 and RUN_DIR/v10 (default RUN_DIR runs/face-v10).
+#   v1:  95 minutes of v1's recipe (RUN_DIR default runs/face-v1).
 #
 # 1. the runtime venv (.venv, with MediaPipe and the hair teacher) prepares the cache of
 #    crops, pseudo-labels and poses from ../shared/data (ARFX_DATA overrides);
-# 2. a separate training venv (.venv-train: PyTorch CPU, onnx) trains with seed 0 for
-#    MINUTES (default 95) and logs curves to RUN_DIR (default runs/face-v1);
+# 2. a separate training venv (.venv-train: PyTorch CPU, onnx) trains with seed 0 and logs
+#    curves into each run's folder; an interrupted run resumes from its last checkpoint;
 # 3. the best checkpoint is exported to arfx/models/face_multitask.onnx and checked
 #    against PyTorch with ONNX Runtime.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-MINUTES=${1:-95}
-RUN=${2:-runs/face-v1}
+RECIPE=${1:-v10}
+RUN=${2:-runs/face-$RECIPE}
 DATA=${ARFX_DATA:-../shared/data}
 CACHE=${ARFX_CACHE:-$HOME/.cache/arfx}/train-v1
+case "$RECIPE" in
+    v10|v1) ;;
+    *) echo "unknown recipe '$RECIPE' (v10 or v1)" >&2; exit 2 ;;
+esac
 
 [ -x .venv/bin/python ] || { python3 -m venv .venv && .venv/bin/pip install -q -e ".[test]"; }
 .venv/bin/python -m arfx.training.prepare --data "$DATA" --cache "$CACHE"
@@ -24,7 +34,25 @@ if [ ! -x .venv-train/bin/python ]; then
     .venv-train/bin/pip install -q -r requirements-train.txt
 fi
 export PYTHONPATH="$PWD"
-.venv-train/bin/python -m arfx.training.train --cache "$CACHE" --out "$RUN" \
-    --minutes "$MINUTES" --seed 0 $( [ -f "$RUN/last.pt" ] && echo --resume )
-.venv-train/bin/python -m arfx.training.export --checkpoint "$RUN/best.pt" \
+
+train() {  # OUT, then train.py options
+    local out=$1
+    shift
+    .venv-train/bin/python -m arfx.training.train --cache "$CACHE" --out "$out" --seed 0 "$@" \
+        $( [ -f "$out/last.pt" ] && echo --resume )
+}
+
+if [ "$RECIPE" = v1 ]; then
+    train "$RUN" --minutes 95
+    BEST=$RUN/best.pt
+else
+    COMMON=(--precision bf16 --crop-border reflect --mix 7,3,2 --loss-weights dice=1.0
+            --val-minutes 12)
+    train "$RUN/v8" --steps 4200 "${COMMON[@]}" \
+        --augment context_zero=0.6,previous_grow=5,previous_shift=0.04
+    train "$RUN/v10" --steps 1600 "${COMMON[@]}" --init "$RUN/v8/best.pt" --lr 1e-3 \
+        --augment context_zero=0.3,previous_grow=2,previous_shift=0.02,frame_cut=0.3
+    BEST=$RUN/v10/best.pt
+fi
+.venv-train/bin/python -m arfx.training.export --checkpoint "$BEST" \
     --out arfx/models/face_multitask.onnx

@@ -85,7 +85,9 @@ class AugmentConfig:
     """Chance that a 68-point face without parsing labels (udacity) gets a fake previous frame
     from its mesh (the face oval, no hair, the lips polygons), as video frames do. Without it
     the landmark head never sees context with real 68 points, and in a stream, where every
-    frame after a face's first has context, v10's udacity NME is 5.56% against 4.89%."""
+    frame after a face's first has context, v10's udacity NME is 5.56% against 4.89%. v11
+    (this at 0.7, 800 steps from v10) got 5.46% but lost the hair at a frame's top edge
+    again (docs/face-model-v11-experiment): the empty hair channel is a likely culprit."""
     blur: float = 0.15
     motion_blur: float = 0.1
     noise: float = 0.3

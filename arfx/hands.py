@@ -88,6 +88,12 @@ class HandSearch:
         self._skipped += 1
         return False
 
+    @property
+    def following(self) -> bool:
+        """Whether a hand is followed: then the next frame runs the tracker, whatever the
+        face model sees, so a live stream may start it before the model runs."""
+        return self._following
+
     def found(self, hands: int) -> None:
         """How many hands the tracker returned on the frame it ran."""
         self._following = hands > 0

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -252,6 +253,9 @@ class Session:
         self._hand_tracker: HandTracker | None = None  # made when an effect first needs it
         self._hand_buffer: np.ndarray | None = None
         self._hand_search = HandSearch(1 if options.static_images else options.hand_search_interval)
+        # A live frame's hand tracking, started beside its face tracking and model while a
+        # hand is followed (``_hands_ahead``); one worker, made on first use.
+        self._hands_pool: ThreadPoolExecutor | None = None
         try:
             self._compositor = Compositor(backend=options.gl_backend)
             # Compile now: a broken shader fails here, by file and line.
@@ -656,15 +660,21 @@ class Session:
             if not survive:
                 raise exc
             self._frame_failed("analysis", frame.index, exc)
+            _settle(prepared.hands_ahead)  # the hand tracker is reset next: let it finish
             return frame, _Prepared(prepared.rgb, [], frame.index, cut=True)
 
-        def track(frame: Frame) -> tuple[Frame, _Prepared]:
+        def track(frame: Frame, ahead: bool = False) -> tuple[Frame, _Prepared]:
             rgb = as_rgb8(frame.image, f"frame {frame.index}")
+            hands = self._hands_ahead(rgb) if ahead else None
             try:
-                return frame, self._follow_frame(rgb, frame.index, frame.time)
+                prepared = self._follow_frame(rgb, frame.index, frame.time)
             except Exception as exc:
                 self._forget_tracks()  # the tracker may be half-way through an update
-                return failed(frame, _Prepared(rgb, [], frame.index), exc)
+                prepared = _Prepared(rgb, [], frame.index)
+                prepared.hands_ahead = hands
+                return failed(frame, prepared, exc)
+            prepared.hands_ahead = hands
+            return frame, prepared
 
         def analyse(item: tuple[Frame, _Prepared]) -> tuple[Frame, _Prepared]:
             frame, prepared = item
@@ -680,6 +690,7 @@ class Session:
             try:
                 prepared = self._prepare_effects(prepared)
             except Exception as exc:
+                _settle(prepared.hands_ahead)
                 self._forget_hands()
                 return failed(frame, prepared, exc)
             if prepared.context is not None:  # the mask builders reuse their buffers
@@ -698,13 +709,17 @@ class Session:
                 out = prepared.rgb
             return replace(frame, image=out, faces=tuple(prepared.faces))
 
+        # Live, the hand tracker may run beside the face tracking and model of its frame
+        # (``_hands_ahead``): it saved 11 ms of a frame's 45-48 (track, model and hands).
         if live and self.options.live_overlap:
             return [
-                ("analyse", lambda frame: prepare(analyse(track(frame)))),
+                ("analyse", lambda frame: prepare(analyse(track(frame, ahead=True)))),
                 ("composite", composite),
             ]
         if live:
-            return [("process", lambda frame: composite(prepare(analyse(track(frame)))))]
+            return [
+                ("process", lambda frame: composite(prepare(analyse(track(frame, ahead=True)))))
+            ]
         return [
             ("track", track),
             ("analyse", analyse),
@@ -765,6 +780,12 @@ class Session:
         buffers reused by the next frame; the hand tracker runs here, beside the next
         frame's face analysis in a pipeline) and the effects' hooks, which may read every
         mask."""
+        ahead = prepared.hands_ahead
+        if ahead is not None and (prepared.cut or not prepared.hands or not prepared.faces):
+            _settle(ahead)  # a new scene, or no hands wanted or no face to mask them for
+            prepared.hands_ahead = ahead = None
+            if not prepared.hands:
+                self._forget_hands()  # no effect wants them now: stop following
         if prepared.cut:
             self._forget_hands()
         rgb, faces = prepared.rgb, prepared.faces
@@ -778,7 +799,8 @@ class Session:
                 masks = self._masks.build(faces, rgb.shape[:2], prepared.masks)
         if prepared.hands:
             with self._timed("hands"):
-                masks["hands"] = self._hands_mask(rgb, faces)
+                masks["hands"] = self._hands_mask(rgb, faces, ahead)
+                prepared.hands_ahead = None
         height, width = rgb.shape[:2]
         camera = camera_matrix((width, height), self.options.focal_length)
         context = FrameContext(
@@ -795,9 +817,23 @@ class Session:
         prepared.passes = passes
         return prepared
 
-    def _hands_mask(self, rgb: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
+    def _hands_ahead(self, rgb: np.ndarray) -> Future | None:
+        """The hand tracker started on ``rgb`` in a worker thread, beside the frame's face
+        tracking and model, when a hand is followed (the tracker runs on this frame whatever
+        the model sees; ``HandSearch.following``); None otherwise. ``_prepare_effects``
+        takes its result or, when the frame does not use it, waits for it to finish."""
+        if self._hand_tracker is None or not self._hand_search.following:
+            return None
+        if self._hands_pool is None:
+            self._hands_pool = ThreadPoolExecutor(1, thread_name_prefix="arfx-hands")
+        return self._hands_pool.submit(self._hand_tracker.track, rgb)
+
+    def _hands_mask(
+        self, rgb: np.ndarray, faces: Sequence[Face], ahead: Future | None = None
+    ) -> np.ndarray:
         """The frame's hands as a mask; the tracker starts with the first frame that asks,
-        and runs when ``HandSearch`` says so (an empty mask otherwise)."""
+        and runs when ``HandSearch`` says so (an empty mask otherwise), or ran already
+        (``ahead``, started while a hand was followed, when the search always runs it)."""
         if self._hand_buffer is None or self._hand_buffer.shape != rgb.shape[:2]:
             self._hand_buffer = np.zeros(rgb.shape[:2], np.uint8)
         occluded = any(
@@ -807,11 +843,14 @@ class Session:
         if not self._hand_search.due(occluded):
             self._hand_buffer.fill(0)
             return self._hand_buffer
-        if self._hand_tracker is None:
-            self._hand_tracker = HandTracker(
-                max_hands=self.options.max_hands, static_images=self.options.static_images
-            )
-        hands = self._hand_tracker.track(rgb)
+        if ahead is not None:
+            hands = ahead.result()
+        else:
+            if self._hand_tracker is None:
+                self._hand_tracker = HandTracker(
+                    max_hands=self.options.max_hands, static_images=self.options.static_images
+                )
+            hands = self._hand_tracker.track(rgb)
         self._hand_search.found(len(hands))
         return hand_mask(hands, rgb.shape[:2], out=self._hand_buffer)
 
@@ -891,6 +930,8 @@ class Session:
                 return
             self._closed = True
             self._tracker.close()
+            if self._hands_pool is not None:
+                self._hands_pool.shutdown(wait=True)
             if self._hand_tracker is not None:
                 self._hand_tracker.close()
             self._compositor.close()
@@ -919,6 +960,8 @@ class _Prepared:
     """The face masks the effects read (``_prepare_effects`` builds them)."""
     cut: bool = False
     """This frame starts a new scene: each step forgets its history first."""
+    hands_ahead: Future | None = None
+    """The hand tracker running on this frame since its first step (``_hands_ahead``)."""
 
 
 def _effect_name(item: EffectLike) -> str:
@@ -981,3 +1024,11 @@ def _to_uint8(alpha: np.ndarray) -> np.ndarray:
     if alpha.dtype == np.uint16:
         return (alpha // 257).astype(np.uint8)
     return (np.clip(alpha, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def _settle(future: Future | None) -> None:
+    """Wait for ``future`` and drop its result or error: its frame does not use it, but the
+    hand tracker it runs must be idle before anything else touches it."""
+    if future is not None:
+        with contextlib.suppress(Exception):
+            future.result()

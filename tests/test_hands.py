@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import threading
 
 import av
 import numpy as np
@@ -168,6 +169,58 @@ def test_searching_every_third_frame_finds_the_hand_as_soon(video_path, monkeypa
         assert np.array_equal(a, b), f"frame {i}"
     assert searched_all == 90
     assert searched_some < 75  # the hand-free frames before 59 are searched one in three
+
+
+def _live_outputs(
+    frames: list[np.ndarray], ahead: bool, fail_at: int = 0
+) -> tuple[list[np.ndarray], list[str], dict[str, int]]:
+    """Each frame through a session's live stage in turn (no frame dropped), with the hand
+    tracker started beside the face model (``ahead``) or after it; the images, the thread
+    of each hand tracker run, and the frames passed through. Run ``fail_at`` (from 1)
+    raises."""
+    threads: list[str] = []
+    track = HandTracker.track
+
+    def spied(tracker: HandTracker, image: np.ndarray) -> list[Hand]:
+        threads.append(threading.current_thread().name)
+        if len(threads) == fail_at:
+            raise arfx.ArfxError("hand tracker failed (injected)")
+        return track(tracker, image)
+
+    with pytest.MonkeyPatch.context() as patch, arfx.Session(["lipstick:color=#c0122f"]) as session:
+        patch.setattr(HandTracker, "track", spied)
+        if not ahead:
+            patch.setattr(session, "_hands_ahead", lambda rgb: None)
+        ((_, stage),) = session._frame_stages(live=True)
+        outputs = [
+            stage(arfx.Frame(image=frame, index=i, time=i / 25.0)).image
+            for i, frame in enumerate(frames)
+        ]
+        failed = dict(session.failed_frames)
+    return outputs, threads, failed
+
+
+def test_live_frames_track_the_followed_hand_beside_the_face_model(video_path) -> None:
+    """Live, while a hand is followed, the hand tracker runs in a worker beside the frame's
+    face tracking and model: the same pictures as running it after them; a failure there
+    passes one frame through and the stream goes on."""
+    frames = _frames(video_path, 75)[50:]  # the hand comes over the mouth at frame 59
+    after, threads_after, _ = _live_outputs(frames, ahead=False)
+    beside, threads_beside, _ = _live_outputs(frames, ahead=True)
+    worker = [name.startswith("arfx-hands") for name in threads_beside]
+    assert not any(name.startswith("arfx-hands") for name in threads_after)
+    assert sum(worker) >= 10 and worker[-1]
+    for i, (a, b) in enumerate(zip(after, beside, strict=True)):
+        assert np.array_equal(a, b), f"frame {50 + i}"
+    fail_at = len(worker) - 5  # a run in the worker, five frames before the end
+    assert worker[fail_at - 1]
+    broken, _, failed = _live_outputs(frames, ahead=True, fail_at=fail_at)
+    assert failed == {"analysis: ArfxError": 1}
+    passed = [
+        i for i, (a, f) in enumerate(zip(broken, frames, strict=True)) if np.array_equal(a, f)
+    ]
+    assert len(passed) == 1
+    assert not np.array_equal(broken[-1], frames[-1])  # painted again after it
 
 
 def test_one_hand_at_most(hand_over_mouth) -> None:

@@ -840,7 +840,8 @@ class Session:
             face.analysis is not None and model_sees_occluder(face.analysis.occlusion)
             for face in faces
         )
-        if not self._hand_search.due(occluded):
+        if not self._hand_search.due(occluded):  # never with ``ahead``: a hand was followed
+            _settle(ahead)
             self._hand_buffer.fill(0)
             return self._hand_buffer
         if ahead is not None:

@@ -92,9 +92,11 @@ class SessionOptions:
     model_path: str | Path | None = None
     """The face model (ONNX); None = the one shipped in the package."""
     model_schedule: ModelSchedule = field(default_factory=ModelSchedule)
-    """In video, how often the face model runs; between its runs the masks move with the
-    tracked face, unless the mouth moved or something covers it (``ModelSchedule``). The
-    default runs it on every frame."""
+    """How the face model runs: twice on a new face (``warm_start``) and, in video, how
+    often; between its runs the masks move with the tracked face, unless the mouth moved or
+    something covers it (``ModelSchedule``). The default runs it on every frame. With
+    ``static_images`` only ``warm_start`` applies: one photo's maps are no guide to the
+    next."""
     pipelined: bool = True
     """``render`` decodes, analyses, composites and encodes on a thread each, overlapping
     consecutive frames (see ``arfx.engine``); False runs them one after another."""
@@ -226,8 +228,11 @@ class Session:
         if options.uses_model():
             self._analyzer = FaceAnalyzer(
                 FaceModel(options.model_path, device=options.device),
-                # one photo's maps are no guide to the next
-                schedule=ModelSchedule() if options.static_images else options.model_schedule,
+                schedule=(
+                    ModelSchedule(warm_start=options.model_schedule.warm_start)
+                    if options.static_images  # one photo's maps are no guide to the next
+                    else options.model_schedule
+                ),
             )
         self.mask_source = "model" if self._analyzer is not None else "mesh"
         self.effects = self._keep_working(self.effects, lambda e: self._check_masks(e.spec))

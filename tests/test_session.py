@@ -76,6 +76,31 @@ def test_lipstick_changes_only_the_lips_toward_the_colour(photo_session, image_p
     assert after[:, 0].std() > 0.5 * before[:, 0].std(), "not a flat sticker"
 
 
+def test_photos_warm_start_the_model_unless_told_not_to(image_path) -> None:
+    """Every photo is a new face: the model runs twice on it, once with
+    ``ModelSchedule(warm_start=False)``; the interval of a video schedule does not apply."""
+    image = _rgb(image_path("obama.jpg"))
+    runs = {}
+    for warm in (True, False):
+        schedule = arfx.ModelSchedule(interval=4, warm_start=warm)
+        options = arfx.SessionOptions(static_images=True, model_schedule=schedule)
+        with arfx.Session(["lipstick"], options) as session:
+            if session.mask_source != "model":
+                pytest.skip("the face model is not available")
+            model = session._analyzer.model
+            infer, calls = model.infer, []
+
+            def counted(image, context, infer=infer, calls=calls):
+                calls.append(len(image))
+                return infer(image, context)
+
+            model.infer = counted
+            for _ in range(3):
+                session.process(image)
+        runs[warm] = calls
+    assert runs == {True: [1, 1] * 3, False: [1] * 3}
+
+
 def test_parameters_change_between_frames(photo_session, image_path) -> None:
     image = _rgb(image_path("sergey.png"))
     photo_session.set("lipstick", color="#a3122f", opacity=1.0)

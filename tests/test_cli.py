@@ -145,8 +145,14 @@ def test_eval_parsing_prints_and_writes_json(tmp_path: Path, data_dir: Path, cap
     assert main([*args, "--limit", "10", "--json", str(report)]) == EXIT_OK
     assert "lips" in capsys.readouterr().out
     data = json.loads(report.read_text())
-    assert data["images"] == 10
+    assert data["images"] == 10 and data["warm_start"]
     assert 0.5 < data["scores"]["lips"]["mean_iou"] <= 1.0
+    # one model run per photo instead of the session's two: said, recorded, and different
+    assert main([*args, "--limit", "10", "--cold-start", "--json", str(report)]) == EXIT_OK
+    assert "model from a cold start (one run)" in capsys.readouterr().out
+    cold = json.loads(report.read_text())
+    assert not cold["warm_start"]
+    assert cold["scores"]["hair"] != data["scores"]["hair"]
 
 
 def test_eval_parsing_missing_folder(tmp_path: Path, capsys) -> None:

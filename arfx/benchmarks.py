@@ -36,7 +36,8 @@ _PROVIDER_LIBRARIES = {
 
 @dataclass
 class BenchRow:
-    """One timing: ``stage`` "infer" or "analyze" on ``provider`` at ``batch`` faces per call.
+    """One timing: ``stage`` "infer", "analyze" or "analyze new" on ``provider`` at ``batch``
+    faces per call.
 
     ``status`` is "ok" or "unavailable: <why>" (then no times). Times are per face:
     the median and 95th percentile of ``runs`` calls, each divided by ``batch``.
@@ -100,7 +101,7 @@ def bench_model(
             context = np.zeros((batch, 4, CROP_SIZE, CROP_SIZE), np.float32)
             times = _time(lambda m=model, c=crops, x=context: m.infer(c, x), warmup, runs)
             rows.append(_row("infer", provider, batch, times, threads))
-    rows.append(_bench_analyze(path, image, warmup, runs, threads))
+    rows += _bench_analyze(path, image, warmup, runs, threads)
     return rows
 
 
@@ -158,7 +159,10 @@ def _load_failure(provider: str) -> str:
 
 def _bench_analyze(
     path: Path, image: str | Path | None, warmup: int, runs: int, threads: int
-) -> BenchRow:
+) -> list[BenchRow]:
+    """Crop, context and inference for one face: a face followed from frame to frame
+    ("analyze"), and a new face, which the model runs on twice ("analyze new";
+    ``ModelSchedule.warm_start``)."""
     from .tracking import FaceTracker, TrackerOptions
 
     rgb = _face_image(image)
@@ -167,12 +171,22 @@ def _bench_analyze(
     model = FaceModel(path, threads=threads)
     provider = model.providers[0]
     if not faces:
-        return BenchRow("analyze", provider, 1, "unavailable: no face found in the image")
+        why = "unavailable: no face found in the image"
+        return [BenchRow(stage, provider, 1, why) for stage in ("analyze", "analyze new")]
     analyzer = FaceAnalyzer(model)
     # The same face id every call: from the second on, the previous masks are warped in as
     # context, as on every frame of a video.
     times = _time(lambda: analyzer.analyze(rgb, faces), warmup, runs)
-    return _row("analyze", provider, 1, times, threads)
+
+    def new_face() -> None:
+        analyzer.reset()
+        analyzer.analyze(rgb, faces)
+
+    fresh = _time(new_face, warmup, runs)
+    return [
+        _row("analyze", provider, 1, times, threads),
+        _row("analyze new", provider, 1, fresh, threads),
+    ]
 
 
 def _face_image(image: str | Path | None) -> np.ndarray:

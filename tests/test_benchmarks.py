@@ -47,6 +47,8 @@ def test_analyze_row_on_a_real_face(rows):
     (analyze,) = [r for r in rows if r.stage == "analyze"]
     assert analyze.status == "ok" and analyze.batch == 1 and analyze.runs == 3
     assert analyze.provider in ort.get_available_providers()
+    (new,) = [r for r in rows if r.stage == "analyze new"]  # a new face: two model runs
+    assert new.status == "ok" and new.runs == 3 and new.provider == analyze.provider
     cpu_infer = next(r for r in rows if r.provider == "CPUExecutionProvider" and r.batch == 1)
     if analyze.provider == "CPUExecutionProvider":  # crop + context + infer costs more
         assert analyze.median_ms > 0.5 * cpu_infer.median_ms
@@ -85,4 +87,4 @@ def test_cli_bench_model(model_onnx, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "CPUExecutionProvider" in text and f"wrote {out}" in text
     data = json.loads(out.read_text())
-    assert {row["stage"] for row in data} == {"infer", "analyze"}
+    assert {row["stage"] for row in data} == {"infer", "analyze", "analyze new"}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -341,9 +341,7 @@ class FaceAnalyzer:
             self._carried += 1
             self._previous = {a.face_id: a for a in carried}
             return carried
-        analyses = self._run(image, faces, alignments, self._previous)
-        if self.schedule.warm_start:
-            analyses = self._warm_start(image, faces, alignments, analyses)
+        analyses = self._run(image, faces, alignments)
         self._carried = 0
         if self.schedule.interval > 1:
             self._at_run = {
@@ -389,58 +387,44 @@ class FaceAnalyzer:
         """A face's crop-space lip points and lower-face thumbnail."""
         return alignment.to_crop(face.landmarks[_LIP_POINTS]), _mouth_thumbnail(image, alignment)
 
-    def _warm_start(
-        self,
-        image: np.ndarray,
-        faces: Sequence[Any],
-        alignments: Sequence[Alignment],
-        analyses: list[FaceAnalysis],
-    ) -> list[FaceAnalysis]:
-        """``analyses`` with the maps of the faces that had no previous analysis from a second
-        run, their first face and hair maps as context (``ModelSchedule.warm_start``).
-
-        Their 68 points and rotation stay the first run's: the 68-point training faces never
-        came with maps as context, and fed some the landmark head did worse (held-out NME
-        5.14% -> 5.82% with model v1)."""
-        new = [i for i, face in enumerate(faces) if face.id not in self._previous]
-        if not new:
-            return analyses
-        guesses = {analyses[i].face_id: analyses[i] for i in new}
-        again = self._run(
-            image, [faces[i] for i in new], [alignments[i] for i in new], guesses, lips=False
-        )
-        out = list(analyses)
-        for i, analysis in zip(new, again, strict=True):
-            out[i] = replace(
-                analysis, landmarks68=analyses[i].landmarks68, rotation=analyses[i].rotation
-            )
-        return out
-
     def _run(
-        self,
-        image: np.ndarray,
-        faces: Sequence[Any],
-        alignments: Sequence[Alignment],
-        previous: Mapping[int, FaceAnalysis],
-        *,
-        lips: bool = True,
+        self, image: np.ndarray, faces: Sequence[Any], alignments: Sequence[Alignment]
     ) -> list[FaceAnalysis]:
-        """The model on every face, in one batch; ``previous`` analyses (by face id) give
-        the context, without their lips channel when ``lips`` is False."""
+        """The model on every face, in one batch; with ``ModelSchedule.warm_start`` the new
+        faces run again on the same crops (``_warm_start``)."""
+        crops, context = self._inputs(image, faces, alignments)
+        analyses = self._infer(faces, alignments, crops, context)
+        if self.schedule.warm_start:
+            analyses = self._warm_start(faces, alignments, crops, context, analyses)
+        return analyses
+
+    def _inputs(
+        self, image: np.ndarray, faces: Sequence[Any], alignments: Sequence[Alignment]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The model's crops and context: each face's previous maps warped into its crop
+        (zeros for a new face) and the mesh lip prior."""
         count = len(faces)
         crops = np.empty((count, 3, CROP_SIZE, CROP_SIZE), np.float32)
         context = np.zeros((count, 4, CROP_SIZE, CROP_SIZE), np.float32)
         for i, (face, alignment) in enumerate(zip(faces, alignments, strict=True)):
             crop = alignment.crop(image, border=self.model.crop_border)
             crops[i] = crop.transpose(2, 0, 1) * np.float32(1.0 / 255.0)
-            before = previous.get(face.id)
-            if before is not None:
-                context[i, :3] = rewarp(before.context(), before.alignment, alignment)
-                if not lips:
-                    context[i, 2] = 0.0
+            previous = self._previous.get(face.id)
+            if previous is not None:
+                context[i, :3] = rewarp(previous.context(), previous.alignment, alignment)
             if self.lip_prior:
                 crop_points = alignment.to_crop(face.landmarks)
                 context[i, 3] = mesh_mask(crop_points, (CROP_SIZE, CROP_SIZE), "lips") / 255.0
+        return crops, context
+
+    def _infer(
+        self,
+        faces: Sequence[Any],
+        alignments: Sequence[Alignment],
+        crops: np.ndarray,
+        context: np.ndarray,
+    ) -> list[FaceAnalysis]:
+        """One batch through the model, its outputs mapped back to the frame."""
         outputs = self.model.infer(crops, context)
         return [
             FaceAnalysis(
@@ -453,6 +437,35 @@ class FaceAnalyzer:
             )
             for i, (face, alignment) in enumerate(zip(faces, alignments, strict=True))
         ]
+
+    def _warm_start(
+        self,
+        faces: Sequence[Any],
+        alignments: Sequence[Alignment],
+        crops: np.ndarray,
+        context: np.ndarray,
+        analyses: list[FaceAnalysis],
+    ) -> list[FaceAnalysis]:
+        """``analyses`` with the maps of the faces that had no previous analysis from a second
+        run on the same crops, with their first face and hair maps as context; the lips
+        channel stays empty and the mesh prior as it was (``ModelSchedule.warm_start``).
+
+        Their 68 points and rotation stay the first run's: the 68-point training faces never
+        came with maps as context, and fed some the landmark head did worse (held-out NME
+        5.14% -> 5.82% with model v1)."""
+        new = [i for i, face in enumerate(faces) if face.id not in self._previous]
+        if not new:
+            return analyses
+        warm = context[new]  # a copy; channels 0-2 are zeros, as for any new face
+        for row, i in enumerate(new):
+            warm[row, :2] = analyses[i].context()[:2]  # face, hair
+        again = self._infer([faces[i] for i in new], [alignments[i] for i in new], crops[new], warm)
+        out = list(analyses)
+        for i, analysis in zip(new, again, strict=True):
+            out[i] = replace(
+                analysis, landmarks68=analyses[i].landmarks68, rotation=analyses[i].rotation
+            )
+        return out
 
 
 def _mouth_thumbnail(image: np.ndarray, alignment: Alignment) -> np.ndarray:

@@ -220,13 +220,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     landmarks.add_argument("--model", type=Path, help="face model ONNX (default: the shipped one)")
     landmarks.add_argument(
-        "--cold-start",
-        dest="warm_start",
-        action="store_false",
-        help="run the model once per face, from empty context (default: twice, as a session "
-        "runs it on a new face)",
-    )
-    landmarks.add_argument(
         "--limit", type=_positive_int, help="only the first N images of each set"
     )
     landmarks.add_argument("--json", type=Path, help="also write the report as JSON here")
@@ -736,7 +729,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
             methods=args.methods,
             limit=args.limit,
             model_path=args.model,
-            warm_start=args.warm_start,
             progress=progress,
         )
     bar.close()

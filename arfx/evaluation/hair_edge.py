@@ -3,7 +3,7 @@
 Most face models trained after v1 left a hole in the hair where the head in
 ``WolfgangLanger_Pexels.mp4`` touches the top of the frame, and the still-image
 ``--crown-cut`` figure did not show it (docs/face-model-v5-experiment); v10, trained
-with heads cut at the frame's top edge (``frame_cut``; not shipped), fills it in a stream.
+with heads cut at the frame's top edge (``frame_cut``), fills it in a stream.
 This evaluation streams a video through the face tracker and the model, feeding each
 frame's masks back as the next frame's context as a session does ("stream"); again with
 every frame a new track, which a session starts with two model runs ("reset",

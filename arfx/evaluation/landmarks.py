@@ -258,8 +258,6 @@ class LandmarkReport:
 
     seconds: float
     sets: dict[str, LandmarkSet] = field(default_factory=dict)
-    warm_start: bool = True
-    """Whether the model ran twice on each face, as on a new face in a session."""
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -268,7 +266,6 @@ class LandmarkReport:
     def from_json(cls, data: dict) -> LandmarkReport:
         return cls(
             seconds=float(data["seconds"]),
-            warm_start=bool(data.get("warm_start", False)),  # older reports: one run
             sets={
                 name: LandmarkSet(
                     **{
@@ -293,8 +290,6 @@ class LandmarkReport:
                 f"{per_image_ms(item.tracking_seconds, item.images)} ms per image; NME / "
                 "outer-eye-corner distance"
             )
-            if not self.warm_start:
-                head += "; model from a cold start (one run)"
             methods = list(item.methods.values())
             rows = [["metric", *(m.name for m in methods)]]
             metrics: list[tuple[str, Callable[[LandmarkScores], float]]] = [
@@ -388,7 +383,6 @@ def evaluate_landmarks(
     methods: Sequence[str] = LANDMARK_METHODS,
     limit: int | None = None,
     model_path: Path | str | None = None,
-    warm_start: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> LandmarkReport:
     """NME of the model's and the mesh's 68 points against ground truth, per data set.
@@ -400,10 +394,9 @@ def evaluate_landmarks(
     face mesh on a square twice the size of the labelled face (the face box a landmark
     benchmark provides), matched to the ground truth by box overlap; an image without a match
     counts in ``images`` but not ``faces_found`` and gets no NME. The mesh's points are its nearest
-    vertices to the iBUG points (``MESH_TO_IBUG68``); the model runs on the mesh's crop as on a
-    new face: twice, the second run fed the first's face and hair maps, or with
-    ``warm_start=False`` once, from empty context (``ModelSchedule.warm_start``). A missing
-    default model is reported as unavailable.
+    vertices to the iBUG points (``MESH_TO_IBUG68``); the model runs once on the mesh's crop,
+    from empty context, which is where a session takes a new face's points from (its warm
+    start's second run gives only maps). A missing default model is reported as unavailable.
     """
     methods = tuple(dict.fromkeys(methods))
     unknown = [m for m in methods if m not in LANDMARK_METHODS]
@@ -422,12 +415,12 @@ def evaluate_landmarks(
         if model_path is None and not DEFAULT_MODEL.is_file():
             model_status = f"unavailable: no model file at {DEFAULT_MODEL} (pass --model)"
         else:
-            schedule = ModelSchedule(warm_start=warm_start)
+            schedule = ModelSchedule(warm_start=False)  # a second run would not change the points
             analyzer = FaceAnalyzer(FaceModel(model_path), schedule=schedule)
     total = sum(len(samples) for _, samples in sets.values())
     done = 0
     start = time.perf_counter()
-    report = LandmarkReport(seconds=0.0, warm_start=warm_start)
+    report = LandmarkReport(seconds=0.0)
     with FaceTracker(TrackerOptions(static_images=True, max_faces=4)) as tracker:
         for set_name, (set_split, samples) in sets.items():
             errors: dict[str, list[np.ndarray | None]] = {m: [] for m in methods}

@@ -675,9 +675,7 @@ class Session:
                 prepared = self._follow_frame(rgb, frame.index, frame.time)
             except Exception as exc:
                 self._forget_tracks()  # the tracker may be half-way through an update
-                prepared = _Prepared(rgb, [], frame.index)
-                prepared.hands_ahead = hands
-                return failed(frame, prepared, exc)
+                return failed(frame, _Prepared(rgb, [], frame.index, hands_ahead=hands), exc)
             prepared.hands_ahead = hands
             return frame, prepared
 

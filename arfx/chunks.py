@@ -140,7 +140,8 @@ def render_chunk(source_path: Path, chunk: Chunk, output: Path, session: Any) ->
     (H.264 as ``Session.render`` writes it, without audio); returns {"frames", "seconds"}."""
     began = time.perf_counter()
     frames = 0
-    with VideoFileSource(source_path) as source:
+    decoder = getattr(getattr(session, "options", None), "decoder", "auto")
+    with VideoFileSource(source_path, decoder=decoder) as source:
         sink = VideoFileSink(
             output,
             width=source.width or 0,
@@ -148,6 +149,9 @@ def render_chunk(source_path: Path, chunk: Chunk, output: Path, session: Any) ->
             fps=source.fps or Fraction(30),
             time_base=source.time_base,
             keep_partial=False,
+            # Chunks are joined without re-encoding, so all must share one encoder's stream
+            # settings, whichever node (with or without a GPU) rendered each.
+            encoder="libx264",
         )
         try:
             for frame in chunk_frames(source, chunk, session):

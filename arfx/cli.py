@@ -40,6 +40,7 @@ def _session_args(parser: argparse.ArgumentParser, *, live: bool = False) -> Non
     )
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     _cost_options(parser, live=live)
+    _codec_options(parser)
     parser.add_argument(
         "--effect-path", action="append", default=[], help="extra folder of effect plugins"
     )
@@ -51,6 +52,24 @@ def _video_eval(tasks: Any, name: str, text: str) -> argparse.ArgumentParser:
     parser.add_argument("--video", type=Path, required=True, help="video file")
     parser.add_argument("--model", type=Path, help="face model ONNX (default: the shipped one)")
     return parser
+
+
+def _codec_options(parser: argparse.ArgumentParser) -> None:
+    """How video files are decoded and encoded (arfx.codecs)."""
+    from .codecs import DECODERS, ENCODERS
+
+    parser.add_argument(
+        "--encoder",
+        default="auto",
+        choices=ENCODERS,
+        help="H.264 encoder: auto (NVIDIA's h264_nvenc where it opens, else libx264)",
+    )
+    parser.add_argument(
+        "--decoder",
+        default="auto",
+        choices=DECODERS,
+        help="video decoding: auto (CUDA where it opens, else software)",
+    )
 
 
 def _cost_options(parser: argparse.ArgumentParser, *, live: bool = False) -> None:
@@ -93,6 +112,8 @@ def _make_session(args: argparse.Namespace, **extra: object):
         device=args.device,
         model_schedule=ModelSchedule(interval=args.model_interval),
         effect_paths=tuple(args.effect_path),
+        encoder=args.encoder,
+        decoder=args.decoder,
         **extra,  # type: ignore[arg-type]
     )
     return Session(args.effect or ["lipstick"], options)
@@ -290,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
         "seconds, rendered in parallel and joined without re-encoding (0: whole files)",
     )
     _cost_options(batch)
+    _codec_options(batch)
     batch.add_argument("--json", type=Path, help="also write the results as JSON here")
     bench = commands.add_parser("bench", help="speed benchmarks")
     bench_tasks = bench.add_subparsers(dest="task", required=True)
@@ -355,6 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--size", type=_frame_size, help="resize frames to WxH first, e.g. 1280x720"
     )
     _cost_options(throughput, live=True)
+    _codec_options(throughput)
     throughput.add_argument(
         "--live-frames", type=int, default=300, help="frames of the live test (0: skip it)"
     )
@@ -533,6 +556,7 @@ def cmd_webcam(args: argparse.Namespace) -> int:
                             height=frame.height,
                             fps=source.fps or Fraction(30),
                             time_base=frame.time_base,
+                            encoder=args.encoder,
                         )
                     record.write(frame)
                 count += 1
@@ -635,6 +659,7 @@ def cmd_effects(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     import importlib.metadata as metadata
 
+    from .codecs import choose_encoder, cuda_decode_problem
     from .compositor import create_context
     from .inference import available_providers, select_providers
     from .resources import builtin_effects_dir, shaders_dir
@@ -657,6 +682,10 @@ def cmd_info(args: argparse.Namespace) -> int:
         ctx.release()
     except Exception as exc:  # noqa: BLE001 - info must report, not fail
         print(f"OpenGL (EGL): unavailable: {exc}")
+    encoder = choose_encoder("auto", 1280, 720)
+    problem = cuda_decode_problem()
+    decoder = "cuda" if problem is None else f"software ({problem})"
+    print(f"video: encoder=auto uses {encoder}; decoder=auto uses {decoder}")
     print(f"ONNX Runtime providers built in: {', '.join(available_providers())}")
     print(f"ONNX Runtime providers for device=auto: {', '.join(select_providers('auto'))}")
     from .model import DEFAULT_MODEL, FaceModel
@@ -817,6 +846,8 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
             model_path=args.model,
             model_schedule=ModelSchedule(interval=args.model_interval),
             live_overlap=args.live_overlap,
+            encoder=args.encoder,
+            decoder=args.decoder,
         ),
         size=args.size,
         progress=lambda text: print(f"arfx bench pipeline: {text}", file=sys.stderr, flush=True),
@@ -852,6 +883,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
         extra={
             "max_hands": args.max_hands,
             "model_schedule": ModelSchedule(interval=args.model_interval),
+            "encoder": args.encoder,
+            "decoder": args.decoder,
         },
     )
 

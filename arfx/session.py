@@ -29,6 +29,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .codecs import DECODERS, ENCODERS
 from .compositor import Compositor
 from .effect import Effect, EffectSpec, FrameContext, file_stamp
 from .engine import Pipeline, PipelineError
@@ -129,6 +130,12 @@ class SessionOptions:
     stabilizer: StabilizerOptions = field(default_factory=StabilizerOptions)
     """Temporal stabilisation of landmarks, pose and masks in video (not used with
     ``static_images``); ``StabilizerOptions.off()`` gives the raw values."""
+    encoder: str = "auto"
+    """H.264 encoder of rendered videos: "auto" (NVIDIA's h264_nvenc where it opens, else
+    libx264), "libx264" or "h264_nvenc" (``arfx.codecs``)."""
+    decoder: str = "auto"
+    """Decoder of input videos: "auto" (CUDA where it opens, else software), "software" or
+    "cuda" (``arfx.codecs``)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_faces, int) or not 1 <= self.max_faces <= 8:
@@ -162,6 +169,10 @@ class SessionOptions:
                 f"stabilizer must be a StabilizerOptions, got {type(self.stabilizer).__name__}"
             )
         self.stabilizer.validate()
+        if self.encoder not in ENCODERS:
+            raise ArfxError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
+        if self.decoder not in DECODERS:
+            raise ArfxError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
 
     def uses_model(self) -> bool:
         """Whether this configuration runs the face model."""
@@ -578,9 +589,14 @@ class Session:
         with self._lock:
             self._check_open()
             self.reset()
-            source = src if isinstance(src, Source) else open_source(src)
+            options = self.options
+            source = src if isinstance(src, Source) else open_source(src, options.decoder)
             with source:
-                sink = dst if isinstance(dst, Sink) else open_sink(dst, source, keep_partial)
+                sink = (
+                    dst
+                    if isinstance(dst, Sink)
+                    else open_sink(dst, source, keep_partial, encoder=options.encoder)
+                )
                 output = None if isinstance(dst, Sink) else Path(dst)
                 report = RenderReport(source.name, output, 0, 0, 0.0)
                 failures_before = dict(self.effect_failures)
@@ -977,16 +993,19 @@ def _effect_name(item: EffectLike) -> str:
     return str(item[0])
 
 
-def open_source(path: str | Path) -> Source:
-    """An ImageSource for image files, a VideoFileSource for everything else."""
+def open_source(path: str | Path, decoder: str = "auto") -> Source:
+    """An ImageSource for image files, a VideoFileSource (with ``decoder``) for the rest."""
     path = Path(path)
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return ImageSource(path)
-    return VideoFileSource(path)
+    return VideoFileSource(path, decoder=decoder)
 
 
-def open_sink(path: str | Path, source: Source, keep_partial: bool = True) -> Sink:
-    """A sink for ``path`` matching ``source``: its size, frame rate, timestamps and audio."""
+def open_sink(
+    path: str | Path, source: Source, keep_partial: bool = True, *, encoder: str = "auto"
+) -> Sink:
+    """A sink for ``path`` matching ``source``: its size, frame rate, timestamps and audio;
+    videos are encoded with ``encoder`` (``arfx.codecs.ENCODERS``)."""
     path = Path(path)
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return ImageFileSink(path)
@@ -1000,6 +1019,7 @@ def open_sink(path: str | Path, source: Source, keep_partial: bool = True) -> Si
         time_base=source.time_base,
         audio_from=source.path if isinstance(source, VideoFileSource) else None,
         keep_partial=keep_partial,
+        encoder=encoder,
     )
 
 

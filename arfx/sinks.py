@@ -18,6 +18,7 @@ import av
 import cv2
 import numpy as np
 
+from .codecs import check_encoder, choose_encoder, encoder_options
 from .errors import SinkError
 from .frame import Frame, as_rgb8
 
@@ -58,7 +59,11 @@ class Sink(ABC):
 
 
 class VideoFileSink(Sink):
-    """H.264 (libx264, yuv420p) video file, optionally with audio copied from another file.
+    """H.264 (yuv420p) video file, optionally with audio copied from another file.
+
+    ``encoder`` is "auto" (NVIDIA's h264_nvenc where it opens, else libx264), "libx264" or
+    "h264_nvenc" (see ``arfx.codecs``); ``encoder`` afterwards names the one used. ``crf``
+    is the constant quality (h264_nvenc's ``cq``); ``preset`` is libx264's.
 
     Timing: frames that carry ``pts`` and ``time_base`` are written with exactly those
     timestamps (rescaled only if ``time_base`` is given and differs), so the output has the
@@ -88,8 +93,10 @@ class VideoFileSink(Sink):
         crf: int = 18,
         preset: str = "veryfast",
         keep_partial: bool = True,
+        encoder: str = "auto",
     ) -> None:
         self.path = Path(path)
+        check_encoder(encoder)
         if width < 1 or height < 1:
             raise SinkError(f"{self.path}: invalid frame size {width}x{height}")
         if fps is None or Fraction(fps) <= 0:
@@ -123,17 +130,21 @@ class VideoFileSink(Sink):
             self._tmp.unlink(missing_ok=True)
             raise SinkError(f"{self.path}: cannot create a '{suffix}' video file ({exc})") from exc
         try:
-            self._video = self._out.add_stream("libx264", rate=self.fps)
+            # "libx264" or "h264_nvenc": what ``encoder`` came to here (arfx.codecs).
+            self.encoder = choose_encoder(encoder, self.width, self.height)
+            self._video = self._out.add_stream(self.encoder, rate=self.fps)
             self._video.width = self.width
             self._video.height = self.height
             self._video.pix_fmt = "yuv420p"
-            self._video.codec_context.options = {"crf": str(int(crf)), "preset": preset}
+            self._video.codec_context.options = encoder_options(
+                self.encoder, crf=crf, preset=preset
+            )
             if audio_from is not None:
                 self._open_audio(Path(audio_from))
         except SinkError:
             self._discard()
             raise
-        except (av.FFmpegError, ValueError) as exc:
+        except (av.FFmpegError, ValueError, RuntimeError) as exc:
             self._discard()
             raise SinkError(f"{self.path}: cannot set up the H.264 stream ({exc})") from exc
 

@@ -20,6 +20,7 @@ import av
 import cv2
 import numpy as np
 
+from .codecs import check_decoder, open_input
 from .errors import FrameError, SourceError
 from .frame import Frame, as_rgb8
 
@@ -88,17 +89,26 @@ class VideoFileSource(Source):
     player shows them: a phone's portrait video (stored sideways with a display matrix) is
     turned by ``rotation`` degrees counter-clockwise, and ``width``/``height`` are the
     turned size, so faces are found and the output needs no rotation tag.
+
+    ``decoder`` is "auto" (CUDA where an NVIDIA driver opens it, else software), "software"
+    or "cuda" (see ``arfx.codecs``); ``decoder`` afterwards names the one used.
     """
 
-    def __init__(self, path: str | Path, *, thread_type: str = "AUTO") -> None:
+    def __init__(
+        self, path: str | Path, *, thread_type: str = "AUTO", decoder: str = "auto"
+    ) -> None:
         self.path = Path(path)
         self.name = str(self.path)
         self._iterated = False
         self._active: Iterator[Frame] | None = None
+        check_decoder(decoder)
         if not self.path.is_file():
             raise SourceError(f"{self.name}: file not found")
         try:
-            self._container = av.open(self.name)
+            # self.decoder: "cuda" or "software", what ``decoder`` came to (arfx.codecs).
+            self._container, self.decoder = open_input(self.name, decoder)
+        except RuntimeError as exc:  # decoder="cuda" and no CUDA here
+            raise SourceError(f"{self.name}: {exc}") from exc
         except (av.FFmpegError, OSError) as exc:
             raise SourceError(f"{self.name}: not a readable media file ({exc})") from exc
         if not self._container.streams.video:

@@ -31,6 +31,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .codecs import choose_encoder
 from .frame import Frame
 from .session import Session, SessionOptions, open_sink
 from .sources import Source, VideoFileSource
@@ -44,12 +45,20 @@ class LoopedSource(Source):
     file; the resize happens while decoding, like a bigger file's decode would.
     """
 
-    def __init__(self, path: str | Path, frames: int, size: tuple[int, int] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        frames: int,
+        size: tuple[int, int] | None = None,
+        *,
+        decoder: str = "auto",
+    ) -> None:
         self.path = Path(path)
         self.name = str(self.path)
         self.frame_count = frames
         self.size = size
-        with VideoFileSource(self.path) as probe:
+        self.decoder = decoder
+        with VideoFileSource(self.path, decoder=decoder) as probe:
             self.width, self.height = size or (probe.width, probe.height)
             self.fps = probe.fps or Fraction(30)
             self.time_base = probe.time_base
@@ -61,7 +70,7 @@ class LoopedSource(Source):
         period = 1.0 / float(self.fps)
         while True:
             last: Frame | None = None
-            with VideoFileSource(self.path) as source:
+            with VideoFileSource(self.path, decoder=self.decoder) as source:
                 for frame in source:
                     if index >= self.frame_count:
                         return
@@ -137,6 +146,10 @@ class PipelineReport:
     max_faces: int
     max_hands: int
     plain_fps: float
+    encoder: str
+    """The H.264 encoder every run used (``SessionOptions.encoder`` resolved here)."""
+    decoder: str
+    """Where every run decoded the video ("cuda" or "software")."""
     render_fps: float
     sequential_fps: float | None
     stages: list[StageRow] = field(default_factory=list)
@@ -154,10 +167,19 @@ class PipelineReport:
         return data
 
 
-def plain_fps(video: Path, frames: int, folder: Path, size: tuple[int, int] | None = None) -> float:
-    """Frames per second of decoding and encoding ``frames`` frames with no effects."""
-    source = LoopedSource(video, frames, size)
-    sink = open_sink(folder / "plain.mp4", source)
+def plain_fps(
+    video: Path,
+    frames: int,
+    folder: Path,
+    size: tuple[int, int] | None = None,
+    *,
+    options: SessionOptions | None = None,
+) -> float:
+    """Frames per second of decoding and encoding ``frames`` frames with no effects, with
+    the encoder and decoder of ``options``."""
+    options = options or SessionOptions()
+    source = LoopedSource(video, frames, size, decoder=options.decoder)
+    sink = open_sink(folder / "plain.mp4", source, encoder=options.encoder)
     start = time.perf_counter()
     count = 0
     with source:
@@ -186,9 +208,8 @@ def render_fps(
     """Frames per second of ``Session.render`` over ``frames`` frames, and its stage times."""
     with _session(effects, options, pipelined) as session:
         session.stage_times = {}
-        report = session.render(
-            LoopedSource(video, frames, size), folder / f"render-{pipelined}.mp4", progress=False
-        )
+        source = LoopedSource(video, frames, size, decoder=session.options.decoder)
+        report = session.render(source, folder / f"render-{pipelined}.mp4", progress=False)
         return report.frames / report.seconds, session.stage_times
 
 
@@ -201,9 +222,9 @@ def live_latency(
     size: tuple[int, int] | None = None,
 ) -> dict[str, float]:
     """Latency from a frame's real-time release to its processed frame, live mode."""
-    source = PacedSource(LoopedSource(video, frames, size))
     latencies = []
     with _session(effects, options, True) as session:
+        source = PacedSource(LoopedSource(video, frames, size, decoder=session.options.decoder))
         for frame in session.stream(source, live=True):
             latencies.append(time.perf_counter() - source.released[frame.index])
         dropped = session.dropped_frames
@@ -227,10 +248,10 @@ def memory_growth(
     size: tuple[int, int] | None = None,
 ) -> dict[str, float]:
     """Resident memory (MB) after ``warmup`` and after ``frames`` frames of a looped render."""
-    source = LoopedSource(video, frames, size)
-    sink = open_sink(folder / "memory.mp4", source)
     samples: dict[str, float] = {}
     with _session(effects, options, True) as session:
+        source = LoopedSource(video, frames, size, decoder=session.options.decoder)
+        sink = open_sink(folder / "memory.mp4", source, encoder=session.options.encoder)
         for count, frame in enumerate(session.stream(source, pipelined=True), start=1):
             sink.write(frame)
             if count in (warmup, frames):
@@ -273,14 +294,15 @@ def bench_pipeline(
     with a session opened with ``options`` (its ``pipelined`` set per measurement)."""
     say = progress or (lambda text: None)
     options = options or SessionOptions()
-    if size is None:
-        with VideoFileSource(video) as probe:
-            size = (probe.width or 0, probe.height or 0)
+    with VideoFileSource(video, decoder=options.decoder) as probe:
+        size = size or (probe.width or 0, probe.height or 0)
+        decoder = probe.decoder
+    encoder = choose_encoder(options.encoder, *size)
     common: dict[str, Any] = {"options": options, "size": size}
     with tempfile.TemporaryDirectory(prefix="arfx-bench-") as tmp:
         folder = Path(tmp)
         say("plain decode and encode")
-        plain = plain_fps(video, frames, folder, size)
+        plain = plain_fps(video, frames, folder, size, options=options)
         say("render, pipelined")
         fps, times = render_fps(video, effects, frames, folder, **common)
         seq = None
@@ -296,6 +318,8 @@ def bench_pipeline(
             max_faces=options.max_faces,
             max_hands=options.max_hands,
             plain_fps=plain,
+            encoder=encoder,
+            decoder=decoder,
             render_fps=fps,
             sequential_fps=seq,
         )
@@ -328,7 +352,8 @@ def pipeline_table(report: PipelineReport) -> str:
         f"{Path(report.video).name} {width}x{height}, {report.frames} frames, "
         f"effects: {', '.join(report.effects) or 'none'}, "
         f"model interval {report.model_interval}, "
-        f"max faces {report.max_faces}, max hands {report.max_hands}",
+        f"max faces {report.max_faces}, max hands {report.max_hands}, "
+        f"encoder {report.encoder}, decoding {report.decoder}",
         "",
         f"{'stage':<16} {'median ms':>10} {'p95 ms':>8} {'frames':>7}"
         + ("" if report.sequential_fps else "   (pipelined: stages share the cores)"),

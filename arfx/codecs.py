@@ -1,0 +1,144 @@
+"""Which H.264 encoder and which decoder a video file gets: the GPU's where it has them.
+
+PyAV's wheels carry FFmpeg built with NVIDIA's hardware encoder (``h264_nvenc``) and CUDA
+decoding. Both load the driver only when opened, and on a machine without one they fail at
+once. "auto" therefore tries them only where an NVIDIA driver is loaded and falls back to
+libx264 and software decoding when they do not open, saying why in the log; naming one
+explicitly makes its failure an error. On a CPU-only machine "auto" costs one file check.
+
+Output is H.264 yuv420p either way, so a file plays the same whichever encoder made it.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import sys
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+
+log = logging.getLogger(__name__)
+
+ENCODERS: tuple[str, ...] = ("auto", "libx264", "h264_nvenc")
+"""``encoder`` values: "auto" is h264_nvenc where it opens, else libx264."""
+DECODERS: tuple[str, ...] = ("auto", "software", "cuda")
+"""``decoder`` values: "auto" is CUDA where it opens, else FFmpeg's software decoders."""
+NVIDIA_DRIVER = Path("/proc/driver/nvidia/version")
+"""Present on Linux while the NVIDIA kernel driver is loaded."""
+
+
+def check_encoder(name: str) -> str:
+    if name not in ENCODERS:
+        raise ValueError(f"unknown encoder {name!r}; valid: {', '.join(ENCODERS)}")
+    return name
+
+
+def check_decoder(name: str) -> str:
+    if name not in DECODERS:
+        raise ValueError(f"unknown decoder {name!r}; valid: {', '.join(DECODERS)}")
+    return name
+
+
+def nvidia_present() -> bool:
+    """Whether an NVIDIA driver may be there to open (off Linux: assume it may)."""
+    return NVIDIA_DRIVER.exists() if sys.platform.startswith("linux") else True
+
+
+def nvenc_problem(width: int = 256, height: int = 256) -> str | None:
+    """None when h264_nvenc opens for a ``width`` x ``height`` yuv420p stream here, else
+    why it does not (FFmpeg's words)."""
+    try:
+        context = av.CodecContext.create("h264_nvenc", "w")
+    except (av.FFmpegError, ValueError) as exc:  # an FFmpeg built without it
+        return f"this FFmpeg has no h264_nvenc ({exc})"
+    context.width, context.height = width + width % 2, height + height % 2
+    context.pix_fmt = "yuv420p"
+    context.time_base = Fraction(1, 30)
+    try:
+        context.open()  # freed with the object; PyAV has no close for a codec context
+    except (av.FFmpegError, OSError) as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
+def choose_encoder(requested: str, width: int, height: int) -> str:
+    """The encoder to use for ``requested`` (see ENCODERS). Raises RuntimeError when
+    "h264_nvenc" was asked for and does not open."""
+    check_encoder(requested)
+    if requested == "libx264":
+        return "libx264"
+    if requested == "auto" and not nvidia_present():
+        return "libx264"
+    problem = nvenc_problem(width, height)
+    if problem is None:
+        return "h264_nvenc"
+    if requested == "h264_nvenc":
+        raise RuntimeError(
+            f"h264_nvenc cannot encode here ({problem}): it needs an NVIDIA GPU and driver; "
+            "use encoder 'libx264' or 'auto'"
+        )
+    log.info("h264_nvenc does not open (%s); encoding with libx264", problem)
+    return "libx264"
+
+
+def encoder_options(name: str, *, crf: int, preset: str) -> dict[str, str]:
+    """Constant-quality settings: libx264's ``crf`` and ``preset``; for h264_nvenc the same
+    quality number as its ``cq`` (variable bit rate, no cap) and its middle preset (p4)."""
+    if name == "h264_nvenc":
+        return {"preset": "p4", "rc": "vbr", "cq": str(int(crf)), "b": "0"}
+    return {"crf": str(int(crf)), "preset": preset}
+
+
+def cuda_decode_problem() -> str | None:
+    """None when CUDA decoding starts here (tried on a few frames of H.264 made in memory),
+    else why not."""
+    if not nvidia_present():
+        return f"no NVIDIA driver ({NVIDIA_DRIVER} absent)"
+    from av.codec.hwaccel import HWAccel
+
+    data = io.BytesIO()
+    with av.open(data, "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        for _ in range(3):
+            frame = av.VideoFrame(64, 64, "yuv420p")
+            for plane in frame.planes:
+                plane.update(bytes(plane.buffer_size))
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    data.seek(0)
+    try:
+        accel = HWAccel(device_type="cuda", allow_software_fallback=False)
+        with av.open(data, hwaccel=accel) as container:
+            next(container.decode(video=0))
+    except (av.FFmpegError, OSError, StopIteration) as exc:
+        return str(exc) or type(exc).__name__
+    return None
+
+
+def open_input(path: str, decoder: str) -> tuple[Any, str]:
+    """``av.open(path)`` decoding on the GPU when ``decoder`` allows it: (container, "cuda"
+    or "software"). Raises the FFmpeg error of the plain open, or RuntimeError when "cuda"
+    was asked for and cannot start."""
+    check_decoder(decoder)
+    if decoder == "software" or (decoder == "auto" and not nvidia_present()):
+        return av.open(path), "software"
+    from av.codec.hwaccel import HWAccel
+
+    try:
+        # Codecs the GPU does not decode fall back to software inside FFmpeg.
+        accel = HWAccel(device_type="cuda", allow_software_fallback=True)
+        return av.open(path, hwaccel=accel), "cuda"
+    except (av.FFmpegError, OSError) as exc:
+        container = av.open(path)  # a file FFmpeg cannot read raises its own error here
+        if decoder == "cuda":
+            container.close()
+            raise RuntimeError(
+                f"CUDA decoding cannot start here ({exc}): it needs an NVIDIA GPU and driver; "
+                "use decoder 'software' or 'auto'"
+            ) from exc
+        log.info("CUDA decoding does not start (%s); decoding %s in software", exc, path)
+        return container, "software"

@@ -131,7 +131,8 @@ def open_input(path: str, decoder: str) -> tuple[Any, str]:
     try:
         # Codecs the GPU does not decode fall back to software inside FFmpeg.
         accel = HWAccel(device_type="cuda", allow_software_fallback=True)
-        return av.open(path, hwaccel=accel), "cuda"
+        container = av.open(path, hwaccel=accel)
+        return container, "cuda" if _on_gpu(container) else "software"
     except (av.FFmpegError, OSError) as exc:
         container = av.open(path)  # a file FFmpeg cannot read raises its own error here
         if decoder == "cuda":
@@ -142,3 +143,12 @@ def open_input(path: str, decoder: str) -> tuple[Any, str]:
             ) from exc
         log.info("CUDA decoding does not start (%s); decoding %s in software", exc, path)
         return container, "software"
+
+
+def _on_gpu(container: Any) -> bool:
+    """Whether the first video stream of ``container`` decodes on the GPU (its codec has a
+    CUDA decoder); False for one that fell back to software, or that has no video."""
+    if not container.streams.video:
+        return False
+    flag = container.streams.video[0].codec_context.is_hwaccel
+    return bool(flag() if callable(flag) else flag)

@@ -133,3 +133,10 @@ def test_session_render_uses_the_options_codecs(tmp_path, video_path, what):
     with av.open(str(out)) as container:
         assert container.streams.video[0].codec_context.name == "h264"
         assert sum(1 for _ in container.decode(video=0)) == report.frames > 0
+
+
+def test_a_stream_decoded_in_software_is_not_called_cuda(video_path):
+    """What ``open_input`` labels "cuda" must really decode there: a plainly opened file,
+    like one whose codec fell back to software inside FFmpeg, reads as software."""
+    with av.open(str(video_path("single_face.mp4"))) as container:
+        assert codecs._on_gpu(container) is False

@@ -87,7 +87,8 @@ class AugmentConfig:
     the landmark head never sees context with real 68 points, and in a stream, where every
     frame after a face's first has context, v10's udacity NME is 5.56% against 4.89%. v11
     (this at 0.7, 800 steps from v10) got 5.46% but lost the hair at a frame's top edge
-    again (docs/face-model-v11-experiment): the empty hair channel is a likely culprit."""
+    again (docs/face-model-v11-experiment); so did v12, which left this off and changed only
+    the occluders (docs/face-model-v12-experiment)."""
     blur: float = 0.15
     motion_blur: float = 0.1
     noise: float = 0.3

@@ -873,6 +873,13 @@ def cmd_batch(args: argparse.Namespace) -> int:
     registry = EffectRegistry()
     for spec in effects:  # a wrong effect name or value fails now, not in every worker
         registry.resolve(spec)
+    if args.ray is None:  # local workers share this machine's codecs: check them now too
+        from .codecs import codec_problem
+
+        problem = codec_problem(args.encoder, args.decoder)
+        if problem is not None:
+            print(f"arfx: error: {problem}", file=sys.stderr)
+            return EXIT_USAGE
     jobs = find_jobs(args.input, args.output)
     if not jobs:
         print(f"arfx: error: {args.input}: no videos or images found", file=sys.stderr)

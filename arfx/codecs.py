@@ -119,6 +119,22 @@ def cuda_decode_problem() -> str | None:
     return None
 
 
+def codec_problem(encoder: str, decoder: str) -> str | None:
+    """Why a GPU codec named explicitly (not "auto") cannot be used on this machine, or
+    None: a check to make before starting work that would fail on every file."""
+    check_encoder(encoder)
+    check_decoder(decoder)
+    if encoder == "h264_nvenc":
+        problem = nvenc_problem()
+        if problem is not None:
+            return f"--encoder h264_nvenc cannot encode here ({problem})"
+    if decoder == "cuda":
+        problem = cuda_decode_problem()
+        if problem is not None:
+            return f"--decoder cuda cannot decode here ({problem})"
+    return None
+
+
 def open_input(path: str, decoder: str) -> tuple[Any, str]:
     """``av.open(path)`` decoding on the GPU when ``decoder`` allows it: (container, "cuda"
     or "software"). Raises the FFmpeg error of the plain open, or RuntimeError when "cuda"

@@ -140,3 +140,24 @@ def test_a_stream_decoded_in_software_is_not_called_cuda(video_path):
     like one whose codec fell back to software inside FFmpeg, reads as software."""
     with av.open(str(video_path("single_face.mp4"))) as container:
         assert codecs._on_gpu(container) is False
+
+
+@pytest.mark.parametrize("flag", [["--decoder", "cuda"], ["--encoder", "h264_nvenc"]])
+def test_local_batch_checks_a_named_gpu_codec_before_any_file(tmp_path, video_path, flag, capsys):
+    """A codec this machine lacks would fail every file of a local batch, each after its
+    retries: it is refused at once instead, and nothing is written."""
+    from arfx.cli import EXIT_USAGE, main
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.mp4").symlink_to(video_path("single_face.mp4"))
+    problem = codecs.codec_problem(
+        *(("h264_nvenc", "auto") if "--encoder" in flag else ("auto", "cuda"))
+    )
+    if problem is None:  # a GPU host: the codec works, so this check has nothing to refuse
+        return
+    code = main(["batch", str(folder), str(tmp_path / "out"), *flag])
+    assert code == EXIT_USAGE
+    assert f"{flag[0]} {flag[1]} cannot" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    assert codecs.codec_problem("auto", "auto") is None

@@ -140,8 +140,7 @@ def render_chunk(source_path: Path, chunk: Chunk, output: Path, session: Any) ->
     (H.264 as ``Session.render`` writes it, without audio); returns {"frames", "seconds"}."""
     began = time.perf_counter()
     frames = 0
-    decoder = getattr(getattr(session, "options", None), "decoder", "auto")
-    with VideoFileSource(source_path, decoder=decoder) as source:
+    with VideoFileSource(source_path, decoder=session.options.decoder) as source:
         sink = VideoFileSink(
             output,
             width=source.width or 0,

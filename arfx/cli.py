@@ -30,7 +30,9 @@ def _effects_option(parser: argparse.ArgumentParser, text: str) -> None:
     parser.add_argument("--effect", action="append", dest="effects", metavar="SPEC", help=text)
 
 
-def _session_args(parser: argparse.ArgumentParser, *, live: bool = False) -> None:
+def _session_args(
+    parser: argparse.ArgumentParser, *, live: bool = False, decodes: bool = False
+) -> None:
     parser.add_argument(
         "--effect",
         "-e",
@@ -40,7 +42,7 @@ def _session_args(parser: argparse.ArgumentParser, *, live: bool = False) -> Non
     )
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     _cost_options(parser, live=live)
-    _codec_options(parser)
+    _codec_options(parser, decodes=decodes)
     parser.add_argument(
         "--effect-path", action="append", default=[], help="extra folder of effect plugins"
     )
@@ -54,8 +56,9 @@ def _video_eval(tasks: Any, name: str, text: str) -> argparse.ArgumentParser:
     return parser
 
 
-def _codec_options(parser: argparse.ArgumentParser) -> None:
-    """How video files are decoded and encoded (arfx.codecs)."""
+def _codec_options(parser: argparse.ArgumentParser, *, decodes: bool = True) -> None:
+    """How video files are encoded and, for commands that read them (``decodes``),
+    decoded (arfx.codecs)."""
     from .codecs import DECODERS, ENCODERS
 
     parser.add_argument(
@@ -64,6 +67,9 @@ def _codec_options(parser: argparse.ArgumentParser) -> None:
         choices=ENCODERS,
         help="H.264 encoder: auto (NVIDIA's h264_nvenc where it opens, else libx264)",
     )
+    if not decodes:  # a camera or a generated picture: nothing to decode, no flag
+        parser.set_defaults(decoder="auto")
+        return
     parser.add_argument(
         "--decoder",
         default="auto",
@@ -132,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     render = commands.add_parser("render", help="apply effects to a video or image file")
     render.add_argument("input", type=Path)
     render.add_argument("output", type=Path)
-    _session_args(render)
+    _session_args(render, decodes=True)
     render.add_argument("--no-progress", action="store_true")
     render.add_argument(
         "--discard-partial",

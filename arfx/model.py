@@ -132,44 +132,58 @@ class FaceModel:
         # (docs/performance.md).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._options = options
-        printed = io.StringIO()
-        try:
-            # onnxruntime prints (to stdout) when a GPU provider fails and it retries on the
-            # CPU; capture that and say it once, in our log, instead.
-            with contextlib.redirect_stdout(printed), _quiet(ort):
-                self.session = ort.InferenceSession(
-                    str(self.path), sess_options=options, providers=requested
-                )
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types
-            if _is_model_problem(exc) or requested == ["CPUExecutionProvider"]:
-                raise ModelError(
-                    f"{self.path}: cannot load the model: {_first_line(exc)}"
-                ) from None
-            log.warning(
-                "%s: providers %s failed (%s); falling back to the CPU",
-                self.path.name,
-                requested,
-                _first_line(exc),
-            )
-            self.session = self._cpu_session()
+        self.session, failures = self._open(requested)
         self.providers: list[str] = list(self.session.get_providers())
-        missing = [p for p in requested if p not in self.providers]
-        if missing and requested != ["CPUExecutionProvider"]:
-            lines = printed.getvalue().splitlines()
-            reason = next(
-                (line for line in lines if line.startswith("EP Error ")),
-                "missing CUDA/cuDNN libraries or no GPU",
-            )
+        if failures:
             log.warning(
-                "%s: %s failed to load (%s); using %s",
+                "%s: %s; using %s",
                 self.path.name,
-                ", ".join(missing),
-                reason[:300],
+                "; ".join(failures),
                 ", ".join(self.providers),
             )
         self._check_signature()
         self.crop_border = self._crop_border()
         self._on_gpu = self.providers[0] != "CPUExecutionProvider"
+
+    def _open(self, requested: list[str]) -> tuple[Any, list[str]]:
+        """A session on the first of ``requested`` that loads, and why those before it
+        failed.
+
+        Each GPU provider is tried in turn with the ones after it: onnxruntime itself, when
+        any listed provider fails, retries on the CPU alone, so TensorRT missing on a
+        machine would otherwise cost CUDA too.
+        """
+        import onnxruntime as ort
+
+        failures: list[str] = []
+        for start, provider in enumerate(requested):
+            providers = requested[start:]
+            printed = io.StringIO()
+            try:
+                # onnxruntime prints (to stdout) when a GPU provider fails and it retries
+                # on the CPU; capture that and say it once, in our log, instead.
+                with contextlib.redirect_stdout(printed), _quiet(ort):
+                    session = ort.InferenceSession(
+                        str(self.path), sess_options=self._options, providers=providers
+                    )
+            except Exception as exc:  # noqa: BLE001 - onnxruntime raises unrelated types
+                if _is_model_problem(exc) or provider == "CPUExecutionProvider":
+                    raise ModelError(
+                        f"{self.path}: cannot load the model: {_first_line(exc)}"
+                    ) from None
+                failures.append(f"{provider} failed ({_first_line(exc)})")
+                continue
+            if session.get_providers()[0] == provider:
+                return session, failures
+            lines = printed.getvalue().splitlines()
+            reason = next(
+                (line for line in lines if line.startswith("EP Error ")),
+                "missing CUDA/cuDNN/TensorRT libraries or no GPU",
+            )
+            failures.append(f"{provider} failed to load ({reason[:300]})")
+            if requested[start + 1 :] == ["CPUExecutionProvider"]:
+                return session, failures  # onnxruntime already retried on the CPU
+        raise ModelError(f"{self.path}: no execution provider loaded: {'; '.join(failures)}")
 
     def _crop_border(self) -> str:
         """The crop border the model was trained with (metadata ``crop_border``; models

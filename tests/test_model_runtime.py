@@ -179,6 +179,43 @@ def test_cuda_falls_back_to_cpu_with_one_warning(tmp_path, caplog):
         assert not warnings
 
 
+def test_auto_tries_each_gpu_provider_before_the_cpu(tmp_path, monkeypatch, caplog):
+    """onnxruntime, when one listed provider fails, retries on the CPU alone: TensorRT
+    missing must not cost CUDA. The real session is created each time; the spy only
+    records which providers each attempt asked for."""
+    import onnxruntime as ort
+
+    from arfx import model as model_module
+
+    gpu = ["TensorrtExecutionProvider", "CUDAExecutionProvider"]
+    monkeypatch.setattr(model_module, "select_providers", lambda device: [*gpu, CPU])
+    real = ort.InferenceSession
+    asked: list[list[str]] = []
+
+    def spy(path, sess_options=None, providers=None, **kwargs):
+        asked.append(list(providers))
+        return real(path, sess_options=sess_options, providers=providers, **kwargs)
+
+    monkeypatch.setattr(ort, "InferenceSession", spy)
+    path = tmp_path / "tiny.onnx"
+    path.write_bytes(identity_model(CONTRACT_LIKE))
+    with caplog.at_level(logging.WARNING, logger="arfx"):
+        model = FaceModel(path)
+    loaded = model.providers[0]
+    # Every provider before the one that loaded was tried, each with those after it.
+    expected = [[*gpu, CPU][i:] for i in range([*gpu, CPU].index(loaded) + 1)]
+    if loaded == CPU:  # no GPU here: the last attempt (CUDA then CPU) fell back inside ORT
+        expected = expected[:-1]
+    assert asked == expected
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    failed = [p for p in gpu if p in {a[0] for a in asked} and p != loaded]
+    if failed:
+        assert len(warnings) == 1 and all(p in warnings[0] for p in failed), warnings
+        assert f"using {loaded}" in warnings[0]
+    else:
+        assert not warnings
+
+
 # ------------------------------------------------------------ analysis on a real face
 
 

@@ -156,6 +156,8 @@ class FaceModel:
         import onnxruntime as ort
 
         failures: list[str] = []
+        if requested != ["CPUExecutionProvider"]:
+            _preload_gpu_libraries(ort)
         for start, provider in enumerate(requested):
             providers = requested[start:]
             printed = io.StringIO()
@@ -560,6 +562,17 @@ def _quiet(ort: Any) -> Iterator[None]:
         yield
     finally:
         ort.set_default_logger_severity(2)
+
+
+def _preload_gpu_libraries(ort: Any) -> None:
+    """Load CUDA and cuDNN from the ``nvidia-*`` pip packages (``onnxruntime-gpu[cuda,cudnn]``)
+    where they are installed: the CUDA provider finds them only on the system's library
+    path otherwise. Quiet: what fails to load here shows as the provider's failure."""
+    preload = getattr(ort, "preload_dlls", None)  # onnxruntime >= 1.21
+    if preload is None:
+        return
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(Exception):
+        preload()
 
 
 def _is_model_problem(exc: Exception) -> bool:

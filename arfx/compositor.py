@@ -521,9 +521,9 @@ def _covered(
     """Where a pass with ``cover`` is drawn: the tiles of its region's ``rects`` (None: the
     whole frame) where the cover mask reaches its value."""
     name, above = cover
-    tiles = coverage_rects(masks[name], above)
     if rects is None:
-        return list(tiles)
+        return coverage_rects(masks[name], above)
+    tiles = coverage_rects(masks[name], above, within=bounding_rect(rects))
     overlaps = (intersect(tile, rect) for tile in tiles for rect in rects)
     return [overlap for overlap in overlaps if overlap is not None]
 

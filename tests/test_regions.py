@@ -70,6 +70,22 @@ def test_coverage_rectangles_hold_every_hot_pixel_and_only_hot_tiles() -> None:
             assert covered[tile].all() == (mask[tile] >= 77).any()
     assert len(rects) <= 6  # runs along rows of tiles, not one rectangle per tile
     assert coverage_rects(np.zeros((40, 40), np.uint8), 0.1) == []
+    # ``within``: the same tiles where they overlap the rectangle, none elsewhere.
+    within = (20, 10, 50, 45)
+    inside = np.zeros(mask.shape, bool)
+    x, y, w, h = within
+    first_row, first_column = y // COVER_TILE * COVER_TILE, x // COVER_TILE * COVER_TILE
+    inside[
+        first_row : -(-(y + h) // COVER_TILE) * COVER_TILE,
+        first_column : -(-(x + w) // COVER_TILE) * COVER_TILE,
+    ] = True
+    part = np.zeros(mask.shape, bool)
+    for x, y, w, h in coverage_rects(mask, 0.3, within=within):
+        assert not part[y : y + h, x : x + w].any()
+        part[y : y + h, x : x + w] = True
+    assert part.any() and np.array_equal(part, covered & inside)
+    assert coverage_rects(mask, 0.3, within=(200, 200, 10, 10)) == []
+    assert coverage_rects(mask, 0.0, within=(0, 0, 16, 16)) == [(0, 0, 16, 16)]
     assert intersect((0, 0, 10, 10), (5, 5, 10, 10)) == (5, 5, 5, 5)
     assert intersect((0, 0, 10, 10), (10, 0, 5, 5)) is None
 

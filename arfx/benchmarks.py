@@ -64,6 +64,9 @@ def default_face_image() -> Path | None:
     return path if path.is_file() else None
 
 
+_REMOTE_PROVIDERS = frozenset({"AzureExecutionProvider"})
+
+
 def bench_model(
     model_path: str | Path | None = None,
     *,
@@ -76,7 +79,9 @@ def bench_model(
 ) -> list[BenchRow]:
     """Time the model at ``model_path`` (default: the shipped one; ModelError when missing).
 
-    ``providers``: ONNX Runtime provider names, default all this onnxruntime lists. Intra-op
+    ``providers``: ONNX Runtime provider names, default all this onnxruntime lists that
+    compute locally (not the Azure provider of plain onnxruntime, which sends work to a
+    remote endpoint and hands everything else to the CPU). Intra-op
     threads default to ``os.cpu_count()``. The analyze row uses ``image`` (default
     ``default_face_image()``, else the bundled astronaut portrait), tracked once.
     """
@@ -88,7 +93,11 @@ def bench_model(
     if not path.is_file():
         raise ModelError(f"{path}: model file not found")
     threads = threads or os.cpu_count() or 1
-    wanted = list(providers) if providers is not None else ort.get_available_providers()
+    wanted = (
+        list(providers)
+        if providers is not None
+        else [p for p in ort.get_available_providers() if p not in _REMOTE_PROVIDERS]
+    )
     rows: list[BenchRow] = []
     rng = np.random.default_rng(0)
     for provider in wanted:

@@ -2,9 +2,16 @@
 
 PyAV's wheels carry FFmpeg built with NVIDIA's hardware encoder (``h264_nvenc``) and CUDA
 decoding. Both load the driver only when opened, and on a machine without one they fail at
-once. "auto" therefore tries them only where an NVIDIA driver is loaded and falls back to
-libx264 and software decoding when they do not open, saying why in the log; naming one
-explicitly makes its failure an error. On a CPU-only machine "auto" costs one file check.
+once. The encoder "auto" therefore tries h264_nvenc only where an NVIDIA driver is loaded
+and falls back to libx264 when it does not open (data-centre GPUs such as the H100 and
+H200 have no video encoder), saying why in the log; naming one explicitly makes its
+failure an error. On a CPU-only machine "auto" costs one file check.
+
+The decoder "auto" decodes in software: the pipeline needs every frame as RGB in host
+memory, and on an H200 host (16 cores, 1080p H.264) fetching CUDA-decoded frames made a
+plain decode-and-encode slower than FFmpeg's threaded software decoder (23 against 41
+frames/s; docs/performance.md). "cuda" asks for it explicitly, for a host whose CPU is the
+bottleneck.
 
 Output is H.264 yuv420p either way, so a file plays the same whichever encoder made it.
 """
@@ -25,7 +32,8 @@ log = logging.getLogger(__name__)
 ENCODERS: tuple[str, ...] = ("auto", "libx264", "h264_nvenc")
 """``encoder`` values: "auto" is h264_nvenc where it opens, else libx264."""
 DECODERS: tuple[str, ...] = ("auto", "software", "cuda")
-"""``decoder`` values: "auto" is CUDA where it opens, else FFmpeg's software decoders."""
+"""``decoder`` values: "auto" and "software" are FFmpeg's software decoders (measured
+faster, see above); "cuda" decodes on an NVIDIA GPU."""
 NVIDIA_DRIVER = Path("/proc/driver/nvidia/version")
 """Present on Linux while the NVIDIA kernel driver is loaded."""
 
@@ -140,7 +148,7 @@ def open_input(path: str, decoder: str) -> tuple[Any, str]:
     or "software"). Raises the FFmpeg error of the plain open, or RuntimeError when "cuda"
     was asked for and cannot start."""
     check_decoder(decoder)
-    if decoder == "software" or (decoder == "auto" and not nvidia_present()):
+    if decoder in ("software", "auto"):
         return av.open(path), "software"
     from av.codec.hwaccel import HWAccel
 
@@ -150,15 +158,11 @@ def open_input(path: str, decoder: str) -> tuple[Any, str]:
         container = av.open(path, hwaccel=accel)
         return container, "cuda" if _on_gpu(container) else "software"
     except (av.FFmpegError, OSError) as exc:
-        container = av.open(path)  # a file FFmpeg cannot read raises its own error here
-        if decoder == "cuda":
-            container.close()
-            raise RuntimeError(
-                f"CUDA decoding cannot start here ({exc}): it needs an NVIDIA GPU and driver; "
-                "use decoder 'software' or 'auto'"
-            ) from exc
-        log.info("CUDA decoding does not start (%s); decoding %s in software", exc, path)
-        return container, "software"
+        av.open(path).close()  # a file FFmpeg cannot read raises its own error here
+        raise RuntimeError(
+            f"CUDA decoding cannot start here ({exc}): it needs an NVIDIA GPU and driver; "
+            "use decoder 'software' or 'auto'"
+        ) from exc
 
 
 def _on_gpu(container: Any) -> bool:

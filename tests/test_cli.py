@@ -137,7 +137,7 @@ def test_info_reports_versions_gl_and_providers(capsys) -> None:
     assert "mediapipe 0.10.21" in text
     assert "OpenGL (EGL):" in text and "unavailable" not in text
     assert "CPUExecutionProvider" in text
-    assert "video: encoder=auto uses " in text and "decoder=auto uses " in text
+    assert "video: encoder=auto uses " in text and "decoder=auto decodes in software; cuda " in text
 
 
 def test_eval_parsing_prints_and_writes_json(tmp_path: Path, data_dir: Path, capsys) -> None:

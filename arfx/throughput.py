@@ -153,6 +153,9 @@ class PipelineReport:
     render_fps: float
     sequential_fps: float | None
     stages: list[StageRow] = field(default_factory=list)
+    parallel: dict[str, float] = field(default_factory=dict)
+    """``render_parallel`` on the whole file (``workers`` > 0): its fps, frames, chunks,
+    workers and ratio to the plain decode-and-encode."""
     live: dict[str, float] = field(default_factory=dict)
     memory: dict[str, float] = field(default_factory=dict)
 
@@ -188,6 +191,27 @@ def plain_fps(
             count += 1
     sink.close()
     return count / (time.perf_counter() - start)
+
+
+def parallel_fps(
+    video: Path,
+    effects: Sequence[str],
+    workers: int,
+    folder: Path,
+    options: SessionOptions,
+) -> dict[str, float]:
+    """Frames per second of rendering the whole of ``video`` on ``workers`` processes
+    (``arfx.parallel``), from the start of the first worker to the joined output."""
+    from .parallel import batch_settings, render_parallel
+
+    settings = batch_settings(effects, options)
+    report = render_parallel(video, folder / "parallel.mp4", settings, workers=workers)
+    return {
+        "fps": report.fps,
+        "frames": report.frames,
+        "chunks": report.chunks,
+        "workers": report.workers,
+    }
 
 
 def _session(effects: Sequence[str], options: SessionOptions | None, pipelined: bool) -> Session:
@@ -286,6 +310,7 @@ def bench_pipeline(
     live_frames: int = 300,
     memory_frames: int = 0,
     memory_warmup: int = 200,
+    workers: int = 0,
     options: SessionOptions | None = None,
     size: tuple[int, int] | None = None,
     progress: Any = None,
@@ -333,6 +358,10 @@ def bench_pipeline(
                     len(seconds),
                 )
             )
+        if workers:
+            say(f"render, {workers} processes (whole file)")
+            report.parallel = parallel_fps(video, effects, workers, folder, options)
+            report.parallel["ratio"] = report.parallel["fps"] / plain if plain else float("nan")
         if live_frames:
             say("live")
             report.live = live_latency(video, effects, live_frames, **common)
@@ -369,6 +398,13 @@ def pipeline_table(report: PipelineReport) -> str:
         lines.append(
             f"render (sequential)   {report.sequential_fps:8.1f} frames/s   "
             f"pipelining gain {report.render_fps / report.sequential_fps:.2f}x"
+        )
+    if report.parallel:
+        par = report.parallel
+        lines.append(
+            f"render ({par['workers']:.0f} processes) {par['fps']:8.1f} frames/s   "
+            f"{par['ratio']:.3f}x plain   (whole file: {par['frames']:.0f} frames in "
+            f"{par['chunks']:.0f} chunks)"
         )
     if report.live:
         live = report.live

@@ -199,3 +199,31 @@ def test_a_killed_ray_worker_is_retried(
     _same_as_single_process(
         single_process(folder / "single_face.mp4"), tmp_path / "out" / "single_face.mp4"
     )
+
+
+@pytest.mark.slow
+def test_render_on_several_processes_matches_single_process(
+    tmp_path: Path, video_path, single_process, capsys
+) -> None:
+    """``arfx render --workers 3`` cuts face_noface.mov (keyframes at 2.0 and 4.4 s) into
+    chunks of about a third of its length: two, rendered by two processes and joined."""
+    source = video_path("face_noface.mov")
+    output = tmp_path / "out" / "face_noface.mov"
+    code = main(["render", str(source), str(output), "--workers", "3", "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "169 frames" in out and "(2 chunks on 2 processes)" in out
+    _same_as_single_process(single_process(source), output, min_psnr=35)
+    assert [p.name for p in output.parent.iterdir()] == ["face_noface.mov"]  # no chunks left
+
+
+def test_render_parallel_names_what_is_wrong(tmp_path: Path) -> None:
+    from arfx.errors import ArfxError
+    from arfx.parallel import render_parallel
+
+    missing = tmp_path / "missing.mp4"
+    with pytest.raises(ArfxError, match="missing.mp4"):
+        render_parallel(missing, tmp_path / "out.mp4", SETTINGS, workers=2)
+    with pytest.raises(ArfxError, match="workers must be an integer >= 1, got 0"):
+        render_parallel(missing, tmp_path / "out.mp4", SETTINGS, workers=0)
+    assert not list(tmp_path.iterdir())

@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from .alignment import CROP_SIZE
-from .model import DEFAULT_MODEL, FaceAnalyzer, FaceModel, ModelError
+from .inference import provider_entries, tensorrt_cache_dir, tensorrt_loads
+from .model import DEFAULT_MODEL, FaceAnalyzer, FaceModel, ModelError, input_shapes
 
 __all__ = ["BenchRow", "bench_model", "bench_table", "default_face_image"]
 
@@ -143,8 +144,12 @@ class _PinnedModel(FaceModel):
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.log_severity_level = 3
+        if provider == "TensorrtExecutionProvider" and tensorrt_loads():
+            tensorrt_cache_dir().mkdir(parents=True, exist_ok=True)
         self.session = ort.InferenceSession(
-            str(path), sess_options=options, providers=[provider, CPU]
+            str(path),
+            sess_options=options,
+            providers=provider_entries([provider, CPU], input_shapes()),
         )
         self.providers = list(self.session.get_providers())
         self._check_signature()

@@ -31,7 +31,7 @@ from .alignment import (
 )
 from .errors import ArfxError
 from .faceparts import CLASS_INDEX, MODEL_MASKS, PARSING_CLASSES
-from .inference import select_providers
+from .inference import provider_entries, select_providers, tensorrt_cache_dir, tensorrt_loads
 from .masks import LIPS_OUTER_LOWER, LIPS_OUTER_UPPER, mesh_mask
 from .resources import PACKAGE_DIR
 
@@ -164,9 +164,13 @@ class FaceModel:
             try:
                 # onnxruntime prints (to stdout) when a GPU provider fails and it retries
                 # on the CPU; capture that and say it once, in our log, instead.
+                if "TensorrtExecutionProvider" in providers and tensorrt_loads():
+                    tensorrt_cache_dir().mkdir(parents=True, exist_ok=True)
                 with contextlib.redirect_stdout(printed), _quiet(ort):
                     session = ort.InferenceSession(
-                        str(self.path), sess_options=self._options, providers=providers
+                        str(self.path),
+                        sess_options=self._options,
+                        providers=provider_entries(providers, input_shapes()),
                     )
             except Exception as exc:  # noqa: BLE001 - onnxruntime raises unrelated types
                 if _is_model_problem(exc) or provider == "CPUExecutionProvider":
@@ -562,6 +566,11 @@ def _quiet(ort: Any) -> Iterator[None]:
         yield
     finally:
         ort.set_default_logger_severity(2)
+
+
+def input_shapes() -> dict[str, tuple[int, int, int]]:
+    """Each model input's (C, H, W), for TensorRT's optimisation profile."""
+    return {name: (channels, CROP_SIZE, CROP_SIZE) for name, channels in INPUTS.items()}
 
 
 def _preload_gpu_libraries(ort: Any) -> None:

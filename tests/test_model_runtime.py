@@ -193,7 +193,7 @@ def test_auto_tries_each_gpu_provider_before_the_cpu(tmp_path, monkeypatch, capl
     asked: list[list[str]] = []
 
     def spy(path, sess_options=None, providers=None, **kwargs):
-        asked.append(list(providers))
+        asked.append([p if isinstance(p, str) else p[0] for p in providers])
         return real(path, sess_options=sess_options, providers=providers, **kwargs)
 
     monkeypatch.setattr(ort, "InferenceSession", spy)
@@ -214,6 +214,45 @@ def test_auto_tries_each_gpu_provider_before_the_cpu(tmp_path, monkeypatch, capl
         assert f"using {loaded}" in warnings[0]
     else:
         assert not warnings
+
+
+def test_tensorrt_gets_an_engine_cache_and_one_profile_for_every_batch(tmp_path, monkeypatch):
+    from arfx.inference import TENSORRT_MAX_BATCH, provider_entries, tensorrt_cache_dir
+
+    monkeypatch.setenv("ARFX_CACHE", str(tmp_path / "cache"))
+    inputs = {"image": (3, 256, 256), "context": (4, 256, 256)}
+    entries = provider_entries(["TensorrtExecutionProvider", "CUDAExecutionProvider", CPU], inputs)
+    assert entries[1:] == ["CUDAExecutionProvider", CPU]
+    name, options = entries[0]
+    assert name == "TensorrtExecutionProvider"
+    assert options["trt_engine_cache_enable"] and options["trt_timing_cache_enable"]
+    assert options["trt_engine_cache_path"] == str(tmp_path / "cache" / "tensorrt")
+    assert tensorrt_cache_dir() == tmp_path / "cache" / "tensorrt"
+    assert options["trt_profile_min_shapes"] == "image:1x3x256x256,context:1x4x256x256"
+    assert options["trt_profile_max_shapes"] == (
+        f"image:{TENSORRT_MAX_BATCH}x3x256x256,context:{TENSORRT_MAX_BATCH}x4x256x256"
+    )
+    assert provider_entries(["CUDAExecutionProvider", CPU], inputs) == [
+        "CUDAExecutionProvider",
+        CPU,
+    ]
+
+
+def test_no_tensorrt_cache_folder_where_tensorrt_cannot_load(tmp_path, monkeypatch):
+    """The cache folder is made only where TensorRT's provider library loads."""
+    from arfx import model as model_module
+    from arfx.inference import tensorrt_loads
+
+    monkeypatch.setenv("ARFX_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(
+        model_module,
+        "select_providers",
+        lambda device: ["TensorrtExecutionProvider", "CUDAExecutionProvider", CPU],
+    )
+    path = tmp_path / "tiny.onnx"
+    path.write_bytes(identity_model(CONTRACT_LIKE))
+    FaceModel(path)
+    assert (tmp_path / "cache" / "tensorrt").is_dir() == tensorrt_loads()
 
 
 # ------------------------------------------------------------ analysis on a real face

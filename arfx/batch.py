@@ -5,10 +5,10 @@ worker processes, or as tasks on a Ray cluster (``ray`` is an optional dependenc
 ``pip install arfx[ray]``). A job whose worker fails or dies is retried up to ``retries``
 more times; what still fails is reported, never half-written: outputs appear under their
 final names only when complete (``VideoFileSink`` renders beside the target and renames).
-Locally a file is rendered whole by one worker. On Ray, ``chunk_seconds`` also splits long
-videos at keyframes into chunks rendered in parallel and joined without re-encoding
-(``arfx.chunks``: each chunk first primes its tracking on the seconds before it, so the
-output matches a whole-file render up to codec noise).
+With ``chunk_seconds``, locally and on Ray, long videos are also split at keyframes into
+chunks rendered in parallel and joined without re-encoding (``arfx.chunks``: each chunk
+first primes its tracking on the seconds before it, so the output matches a whole-file
+render up to codec noise); a failed chunk is retried like a failed file.
 """
 
 from __future__ import annotations
@@ -132,9 +132,9 @@ def _begin_attempt(job: BatchJob, attempts_log: str | None) -> None:
 # -- local processes ---------------------------------------------------------------------
 
 
-def _worker(job: BatchJob, settings: BatchSettings, result: Any) -> None:
+def _worker(task: _Task, settings: BatchSettings, result: Any) -> None:
     try:
-        result.put(("ok", render_job(job, settings)))
+        result.put(("ok", task.run(settings)))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which retries
         message = str(exc) if isinstance(exc, ArfxError) else f"{type(exc).__name__}: {exc}"
         result.put(("failed", message or traceback.format_exc(limit=1)))
@@ -146,52 +146,59 @@ def run_local(
     *,
     workers: int = 0,
     retries: int = 2,
+    chunk_seconds: float | None = None,
     on_result: Callable[[JobResult], None] | None = None,
 ) -> list[JobResult]:
-    """Render ``jobs`` on up to ``workers`` processes (0: one per two cores, at least one).
+    """Render ``jobs`` on up to ``workers`` processes (0: one per two cores, at least one);
+    with ``chunk_seconds``, videos that long or longer in chunks (``arfx.chunks``), one
+    task each, joined here when all of a file's chunks are done.
 
     Each attempt is a fresh process, so one that crashes or is killed takes nothing else
-    down; it is retried like one that raised.
+    down; it is retried like one that raised. On any error here (Ctrl-C too) the running
+    workers are killed and their chunk files removed.
     """
+    if chunk_seconds is not None and chunk_seconds <= 0:
+        raise ArfxError(f"chunk seconds must be > 0, got {chunk_seconds}")
     workers = workers or max(1, (os.cpu_count() or 2) // 2)
     context = multiprocessing.get_context("spawn")
-    pending = [(job, 1) for job in jobs]
-    running: dict[BatchJob, tuple[Any, Any, int]] = {}
+    planned = [_plan(job, chunk_seconds) for job in jobs]
+    pending = [(state, task, 1) for state, tasks in planned for task in tasks]
+    running: dict[_Task, tuple[_JobState, Any, Any, int]] = {}
     results: dict[BatchJob, JobResult] = {}
     try:
         while pending or running:
             while pending and len(running) < workers:
-                job, attempt = pending.pop(0)
+                state, task, attempt = pending.pop(0)
                 queue = context.Queue()
                 process = context.Process(
-                    target=_worker, args=(job, settings, queue), name=f"arfx-batch-{attempt}"
+                    target=_worker, args=(task, settings, queue), name=f"arfx-batch-{attempt}"
                 )
                 process.start()
-                running[job] = (process, queue, attempt)
+                running[task] = (state, process, queue, attempt)
             time.sleep(0.05)
-            for job, (process, queue, attempt) in list(running.items()):
+            for task, (state, process, queue, attempt) in list(running.items()):
                 outcome = _poll(process, queue)
                 if outcome is None:
                     continue
-                del running[job]
+                del running[task]
                 status, value = outcome
-                if status == "ok":
-                    result = JobResult(str(job.source), str(job.output), "ok", attempt, **value)
-                elif attempt <= retries:
-                    pending.append((job, attempt + 1))
+                if status != "ok" and attempt <= retries:
+                    pending.append((state, task, attempt + 1))
                     continue
-                else:
-                    result = JobResult(
-                        str(job.source), str(job.output), "failed", attempt, error=value
-                    )
-                results[job] = result
-                if on_result is not None:
-                    on_result(result)
+                ok = status == "ok"
+                result = state.done(attempt, value if ok else None, None if ok else value)
+                if result is not None:
+                    results[state.job] = result
+                    if on_result is not None:
+                        on_result(result)
     finally:
-        for process, queue, _ in running.values():
+        for _, process, queue, _ in running.values():
             process.kill()
             process.join()
             queue.close()
+        for state, _ in planned:
+            if state.job not in results:
+                state.discard()
     return [results[job] for job in jobs]
 
 
@@ -248,44 +255,28 @@ def run_ray(
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     options = {"max_retries": retries, "retry_exceptions": True, "num_cpus": 1}
-    whole_task = ray.remote(render_job).options(**options)
-    chunk_task = ray.remote(render_chunk_job).options(**options)
+    remote = ray.remote(render_task).options(**options)
     results: dict[BatchJob, JobResult] = {}
     with tempfile.TemporaryDirectory(prefix="arfx-batch-") as logs:
         logs_dir = Path(logs)
-        refs: dict[Any, tuple[_RayJob, Path]] = {}
+        refs: dict[Any, tuple[_JobState, Path]] = {}
         for i, job in enumerate(jobs):
-            plan = _chunk_plan(job, chunk_seconds)
-            state = _RayJob(job, time.perf_counter())
-            if plan is None:
-                log = logs_dir / f"{i}.attempts"
-                refs[whole_task.remote(job, settings, str(log))] = (state, log)
-                state.pending = 1
-                continue
-            for chunk in plan.chunks:
-                log = logs_dir / f"{i}.{chunk.number}.attempts"
-                part = chunk_path(job.output, chunk.number)
-                state.parts.append(part)
-                state.offsets.append(chunk_offset(plan, chunk))
-                refs[chunk_task.remote(job, chunk, part, settings, str(log))] = (state, log)
-            state.pending = len(plan.chunks)
+            state, tasks = _plan(job, chunk_seconds)
+            for j, task in enumerate(tasks):
+                log = logs_dir / f"{i}.{j}.attempts"
+                refs[remote.remote(task, settings, str(log))] = (state, log)
         waiting = list(refs)
         while waiting:
             done, waiting = ray.wait(waiting, num_returns=1)
             state, log = refs[done[0]]
-            state.attempts = max(state.attempts, _count_lines(log))
+            value, error = None, None
             try:
                 value = ray.get(done[0])
-                state.frames += value["frames"]
-                state.seconds += value["seconds"]
             except Exception as exc:  # noqa: BLE001 - Ray wraps the task's exception
                 cause = getattr(exc, "cause", None) or exc
-                state.error = state.error or (
-                    str(cause) if isinstance(cause, ArfxError) else _first_line(cause)
-                )
-            state.pending -= 1
-            if state.pending == 0:
-                result = state.finish()
+                error = str(cause) if isinstance(cause, ArfxError) else _first_line(cause)
+            result = state.done(_count_lines(log), value, error)
+            if result is not None:
                 results[state.job] = result
                 if on_result is not None:
                     on_result(result)
@@ -319,9 +310,29 @@ def _chunk_plan(job: BatchJob, seconds: float | None) -> ChunkPlan | None:
     return plan if len(plan.chunks) > 1 else None
 
 
+@dataclass(frozen=True)
+class _Task:
+    """One unit of a worker's work: a whole job, or one ``chunk`` of it into ``part``."""
+
+    job: BatchJob
+    chunk: Chunk | None = None
+    part: Path | None = None
+
+    def run(self, settings: BatchSettings, attempts_log: str | None = None) -> dict:
+        if self.chunk is None or self.part is None:
+            return render_job(self.job, settings, attempts_log)
+        return render_chunk_job(self.job, self.chunk, self.part, settings, attempts_log)
+
+
+def render_task(task: _Task, settings: BatchSettings, attempts_log: str | None = None) -> dict:
+    """A task as a plain function (what Ray sends to its workers)."""
+    return task.run(settings, attempts_log)
+
+
 @dataclass
-class _RayJob:
-    """A job on Ray: its pending tasks, and what they did so far."""
+class _JobState:
+    """A job in flight: its chunk files (none when rendered whole), its tasks not yet done,
+    and what they did so far."""
 
     job: BatchJob
     began: float
@@ -332,6 +343,18 @@ class _RayJob:
     frames: int = 0
     seconds: float = 0.0
     error: str | None = None
+
+    def done(self, attempts: int, value: dict | None, error: str | None) -> JobResult | None:
+        """Count one task over (``value`` when it succeeded, else its ``error``); the job's
+        result once it was the last."""
+        self.attempts = max(self.attempts, attempts)
+        if value is not None:
+            self.frames += value["frames"]
+            self.seconds += value["seconds"]
+        else:
+            self.error = self.error or error
+        self.pending -= 1
+        return self.finish() if self.pending == 0 else None
 
     def finish(self) -> JobResult:
         """The job's result: chunks joined into the output (or removed on failure)."""
@@ -350,11 +373,32 @@ class _RayJob:
                 # A chunked job's time is the wall time from submission to the join.
                 self.seconds = time.perf_counter() - self.began
         finally:
-            for part in self.parts:
-                part.unlink(missing_ok=True)
+            self.discard()
         if self.error is not None:
             return JobResult(source, output, "failed", self.attempts, error=self.error)
         return JobResult(source, output, "ok", self.attempts, self.frames, self.seconds)
+
+    def discard(self) -> None:
+        """Remove the chunk files (the job is over, or abandoned)."""
+        for part in self.parts:
+            part.unlink(missing_ok=True)
+
+
+def _plan(job: BatchJob, chunk_seconds: float | None) -> tuple[_JobState, list[_Task]]:
+    """A job's state and its tasks: the whole file, or one per chunk (``_chunk_plan``)."""
+    state = _JobState(job, time.perf_counter())
+    plan = _chunk_plan(job, chunk_seconds)
+    if plan is None:
+        state.pending = 1
+        return state, [_Task(job)]
+    tasks = []
+    for chunk in plan.chunks:
+        part = chunk_path(job.output, chunk.number)
+        state.parts.append(part)
+        state.offsets.append(chunk_offset(plan, chunk))
+        tasks.append(_Task(job, chunk, part))
+    state.pending = len(tasks)
+    return state, tasks
 
 
 def _count_lines(path: Path) -> int:

@@ -321,8 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--chunk-seconds",
         type=float,
         default=60.0,
-        help="with --ray: split videos at keyframes into chunks of at least this many "
-        "seconds, rendered in parallel and joined without re-encoding (0: whole files)",
+        help="split videos at keyframes into chunks of at least this many seconds, "
+        "rendered in parallel and joined without re-encoding (0: whole files)",
     )
     _cost_options(batch)
     _codec_options(batch)
@@ -962,7 +962,12 @@ def cmd_batch(args: argparse.Namespace) -> int:
         )
     else:
         results = run_local(
-            jobs, settings, workers=args.workers, retries=args.retries, on_result=report
+            jobs,
+            settings,
+            workers=args.workers,
+            retries=args.retries,
+            chunk_seconds=args.chunk_seconds or None,
+            on_result=report,
         )
     print(summary_table(results))
     if args.json:

@@ -5,25 +5,23 @@ holding the GIL, so on any machine it gains about 1.4-1.6x over a sequential ren
 (``docs/performance.md``). A machine with many cores, such as a GPU host, has more to give:
 processes, each with its own GIL, its own model session and GL context. ``render_parallel``
 cuts the video at keyframes into about one chunk per worker (``arfx.chunks``), renders the
-chunks in a pool of worker processes, and joins them without re-encoding, with the input's
-audio. Each chunk first primes its tracking on the seconds before it, so the output matches
-a whole-file render up to codec noise; that priming is the price, a few seconds of tracking
+chunks as tasks of the local batch pool (``arfx.batch.run_local``: retries, workers killed
+on an error or Ctrl-C), and joins them without re-encoding, with the input's audio. Each
+chunk first primes its tracking on the seconds before it, so the output matches a
+whole-file render up to codec noise; that priming is the price, a few seconds of tracking
 and analysis per chunk.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import time
 from collections.abc import Sequence
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .batch import BatchJob, BatchSettings, render_chunk_job
-from .chunks import chunk_offset, chunk_path, join_chunks, plan_chunks
+from .batch import BatchJob, BatchSettings, run_local
+from .chunks import plan_chunks
 from .errors import ArfxError
 
 
@@ -49,55 +47,33 @@ def render_parallel(
     settings: BatchSettings,
     *,
     workers: int,
-    warmup_seconds: float = 2.0,
+    retries: int = 1,
 ) -> ParallelReport:
     """Render the video ``source`` into ``output`` on ``workers`` processes.
 
     The file is cut at keyframes into chunks of about its duration over ``workers`` (fewer
-    where its keyframes are far apart: a file with none inside renders as one chunk). A
-    chunk that fails stops the render: the error names the file and the chunk's first frame,
-    no output is written and the chunk files are removed. The output appears under its
-    final name only when complete.
+    where its keyframes are far apart: a file with none inside renders whole, on one).
+    Chunks are tasks of ``arfx.batch.run_local``: one that fails is retried ``retries``
+    times; one that still fails fails the render with an error naming the file, and no
+    output is written. The output appears under its final name only when complete.
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ArfxError(f"workers must be an integer >= 1, got {workers!r}")
     source, output = Path(source), Path(output)
     began = time.perf_counter()
-    plan = plan_chunks(
-        source, seconds=_chunk_seconds(source, workers), warmup_seconds=warmup_seconds
+    seconds = _chunk_seconds(source, workers)
+    chunks = len(plan_chunks(source, seconds=seconds).chunks)
+    (result,) = run_local(
+        [BatchJob(source, output)],
+        settings,
+        workers=min(workers, chunks),
+        retries=retries,
+        chunk_seconds=seconds,
     )
-    job = BatchJob(source, output)
-    parts = [chunk_path(output, chunk.number) for chunk in plan.chunks]
-    output.parent.mkdir(parents=True, exist_ok=True)
-    frames = 0
-    pool_size = min(workers, len(plan.chunks))
-    context = multiprocessing.get_context("spawn")
-    try:
-        with ProcessPoolExecutor(pool_size, mp_context=context) as pool:
-            futures = {
-                pool.submit(render_chunk_job, job, chunk, part, settings): chunk
-                for chunk, part in zip(plan.chunks, parts, strict=True)
-            }
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            for future in futures:
-                chunk = futures[future]
-                if future in done and future.exception() is not None:
-                    for other in futures:
-                        other.cancel()
-                    raise _chunk_error(source, chunk.start_index, future.exception())
-            for future in futures:
-                frames += int(future.result()["frames"])
-        join_chunks(
-            parts,
-            output,
-            audio_from=source,
-            offsets=[chunk_offset(plan, chunk) for chunk in plan.chunks],
-        )
-    finally:
-        for part in parts:
-            part.unlink(missing_ok=True)
-    seconds = time.perf_counter() - began
-    return ParallelReport(str(source), output, frames, seconds, len(plan.chunks), pool_size)
+    if result.status != "ok":
+        raise ArfxError(result.error or f"{source}: rendering failed")
+    wall = time.perf_counter() - began
+    return ParallelReport(str(source), output, result.frames, wall, chunks, min(workers, chunks))
 
 
 def batch_settings(effects: Sequence[str], options: Any) -> BatchSettings:
@@ -130,13 +106,3 @@ def _chunk_seconds(source: Path, workers: int) -> float:
     except av.FFmpegError as exc:
         raise ArfxError(f"{source}: cannot read ({exc})") from exc
     return max(duration / workers, 1.0)
-
-
-def _chunk_error(source: Path, first_frame: int, exc: BaseException | None) -> ArfxError:
-    if isinstance(exc, BrokenProcessPool):
-        why = "a worker process died"
-    elif isinstance(exc, ArfxError):
-        return ArfxError(f"{exc} (chunk from frame {first_frame})")
-    else:
-        why = f"{type(exc).__name__}: {exc}"
-    return ArfxError(f"{source}: chunk from frame {first_frame}: {why}")

@@ -144,7 +144,7 @@ def test_a_killed_local_worker_is_retried(tmp_path: Path, video_path, single_pro
 
 def _ray_workers_rendering() -> list[int]:
     """Ray workers running a batch job (Ray names a task's process after its function)."""
-    return _processes(lambda parent, command: command.startswith(b"ray::render_job"))
+    return _processes(lambda parent, command: command.startswith(b"ray::render_task"))
 
 
 @pytest.fixture(scope="module")
@@ -227,3 +227,23 @@ def test_render_parallel_names_what_is_wrong(tmp_path: Path) -> None:
     with pytest.raises(ArfxError, match="workers must be an integer >= 1, got 0"):
         render_parallel(missing, tmp_path / "out.mp4", SETTINGS, workers=0)
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_local_batch_renders_long_videos_in_chunks(
+    tmp_path: Path, video_path, single_process
+) -> None:
+    """Locally too, --chunk-seconds cuts face_noface.mov into three chunks (tasks of the
+    pool), joined like the Ray ones; a chunk that keeps failing fails its file and leaves
+    no chunk files behind."""
+    folder = _folder(tmp_path, video_path, ["face_noface.mov"])
+    results = run_local(find_jobs(folder, tmp_path / "out"), SETTINGS, chunk_seconds=2)
+    assert [(r.status, r.frames) for r in results] == [("ok", 169)], summary_table(results)
+    _same_as_single_process(
+        single_process(folder / "face_noface.mov"), tmp_path / "out" / "face_noface.mov", 35
+    )
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["face_noface.mov"]
+    broken = BatchSettings(effects=("no_such_effect",))
+    (failed,) = run_local(find_jobs(folder, tmp_path / "bad"), broken, retries=0, chunk_seconds=2)
+    assert failed.status == "failed" and "no_such_effect" in (failed.error or "")
+    assert not (tmp_path / "bad").exists() or not list((tmp_path / "bad").iterdir())

@@ -74,6 +74,7 @@ def _batch(n: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:
 
 
 def test_output_shapes_and_probabilities():
+    torch.manual_seed(0)  # the same weights every run
     net = FaceNet(TINY).eval()
     image, context = _inputs(2)
     with torch.no_grad():
@@ -87,7 +88,9 @@ def test_output_shapes_and_probabilities():
     assert landmarks.shape == (2, 68, 2)
     assert rotation.shape == (2, 3, 3)
     torch.testing.assert_close(parsing.sum(1), torch.ones(2, 256, 256))
-    torch.testing.assert_close(parsing, torch.softmax(raw["parsing"], 1), atol=1e-6, rtol=0)
+    # The export spells the softmax out (``softmax_channels``): the same up to float32
+    # rounding, which reached 1.6e-5 on some random weights.
+    torch.testing.assert_close(parsing, torch.softmax(raw["parsing"], 1), atol=1e-4, rtol=0)
     assert float(occlusion.min()) >= 0 and float(occlusion.max()) <= 1
     assert float(landmarks.min()) >= 0 and float(landmarks.max()) <= CROP - 1
 

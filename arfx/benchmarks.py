@@ -10,7 +10,9 @@ why, not an error: the point is to see what this machine offers.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import io
 import logging
 import os
 import time
@@ -22,7 +24,7 @@ import numpy as np
 
 from .alignment import CROP_SIZE
 from .inference import provider_entries, tensorrt_cache_dir, tensorrt_loads
-from .model import DEFAULT_MODEL, FaceAnalyzer, FaceModel, ModelError, input_shapes
+from .model import DEFAULT_MODEL, FaceAnalyzer, FaceModel, ModelError, _quiet, input_shapes
 
 __all__ = ["BenchRow", "bench_model", "bench_table", "default_face_image"]
 
@@ -146,11 +148,14 @@ class _PinnedModel(FaceModel):
         options.log_severity_level = 3
         if provider == "TensorrtExecutionProvider" and tensorrt_loads():
             tensorrt_cache_dir().mkdir(parents=True, exist_ok=True)
-        self.session = ort.InferenceSession(
-            str(path),
-            sess_options=options,
-            providers=provider_entries([provider, CPU], input_shapes()),
-        )
+        # onnxruntime's own report of a provider that does not load goes to stdout and its
+        # log; the table gives the reason (``_load_failure``) once instead.
+        with contextlib.redirect_stdout(io.StringIO()), _quiet(ort):
+            self.session = ort.InferenceSession(
+                str(path),
+                sess_options=options,
+                providers=provider_entries([provider, CPU], input_shapes()),
+            )
         self.providers = list(self.session.get_providers())
         self._check_signature()
         self._on_gpu = self.providers[0] != CPU

@@ -132,9 +132,9 @@ def _begin_attempt(job: BatchJob, attempts_log: str | None) -> None:
 # -- local processes ---------------------------------------------------------------------
 
 
-def _worker(task: _Task, settings: BatchSettings, result: Any) -> None:
+def _worker(task: _Task, settings: BatchSettings, result: Any, frames_done: Any) -> None:
     try:
-        result.put(("ok", task.run(settings)))
+        result.put(("ok", task.run(settings, frames_done=frames_done)))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which retries
         message = str(exc) if isinstance(exc, ArfxError) else f"{type(exc).__name__}: {exc}"
         result.put(("failed", message or traceback.format_exc(limit=1)))
@@ -148,10 +148,13 @@ def run_local(
     retries: int = 2,
     chunk_seconds: float | None = None,
     on_result: Callable[[JobResult], None] | None = None,
+    on_frames: Callable[[int], None] | None = None,
 ) -> list[JobResult]:
     """Render ``jobs`` on up to ``workers`` processes (0: one per two cores, at least one);
     with ``chunk_seconds``, videos that long or longer in chunks (``arfx.chunks``), one
-    task each, joined here when all of a file's chunks are done.
+    task each, joined here when all of a file's chunks are done. ``on_frames`` gets, a few
+    times a second, the frames written so far by chunks done and running (a chunk that is
+    retried starts its count again; whole files count when done).
 
     Each attempt is a fresh process, so one that crashes or is killed takes nothing else
     down; it is retried like one that raised. On any error here (Ctrl-C too) the running
@@ -163,20 +166,24 @@ def run_local(
     context = multiprocessing.get_context("spawn")
     planned = [_plan(job, chunk_seconds) for job in jobs]
     pending = [(state, task, 1) for state, tasks in planned for task in tasks]
-    running: dict[_Task, tuple[_JobState, Any, Any, int]] = {}
+    running: dict[_Task, tuple[_JobState, Any, Any, int, Any]] = {}
     results: dict[BatchJob, JobResult] = {}
+    frames_finished = 0
     try:
         while pending or running:
             while pending and len(running) < workers:
                 state, task, attempt = pending.pop(0)
                 queue = context.Queue()
+                counter = context.Value("q", 0)
                 process = context.Process(
-                    target=_worker, args=(task, settings, queue), name=f"arfx-batch-{attempt}"
+                    target=_worker,
+                    args=(task, settings, queue, counter),
+                    name=f"arfx-batch-{attempt}",
                 )
                 process.start()
-                running[task] = (state, process, queue, attempt)
+                running[task] = (state, process, queue, attempt, counter)
             time.sleep(0.05)
-            for task, (state, process, queue, attempt) in list(running.items()):
+            for task, (state, process, queue, attempt, _) in list(running.items()):
                 outcome = _poll(process, queue)
                 if outcome is None:
                     continue
@@ -186,13 +193,16 @@ def run_local(
                     pending.append((state, task, attempt + 1))
                     continue
                 ok = status == "ok"
+                frames_finished += int(value["frames"]) if ok else 0
                 result = state.done(attempt, value if ok else None, None if ok else value)
                 if result is not None:
                     results[state.job] = result
                     if on_result is not None:
                         on_result(result)
+            if on_frames is not None:
+                on_frames(frames_finished + sum(entry[4].value for entry in running.values()))
     finally:
-        for _, process, queue, _ in running.values():
+        for _, process, queue, _, _ in running.values():
             process.kill()
             process.join()
             queue.close()
@@ -289,13 +299,21 @@ def render_chunk_job(
     part: Path,
     settings: BatchSettings,
     attempts_log: str | None = None,
+    frames_done: Any = None,
 ) -> dict:
-    """Render one chunk of a job's video into ``part``; returns {"frames", "seconds"}."""
+    """Render one chunk of a job's video into ``part``; returns {"frames", "seconds"}.
+    ``frames_done``: a ``multiprocessing.Value`` counting the frames written, for the
+    parent's progress line."""
     from .session import Session
+
+    def count() -> None:
+        with frames_done.get_lock():
+            frames_done.value += 1
 
     _begin_attempt(job, attempts_log)
     with Session(list(settings.effects), settings.session_options()) as session:
-        return render_chunk(job.source, chunk, part, session)
+        on_frame = count if frames_done is not None else None
+        return render_chunk(job.source, chunk, part, session, on_frame)
 
 
 def _chunk_plan(job: BatchJob, seconds: float | None) -> ChunkPlan | None:
@@ -318,10 +336,14 @@ class _Task:
     chunk: Chunk | None = None
     part: Path | None = None
 
-    def run(self, settings: BatchSettings, attempts_log: str | None = None) -> dict:
+    def run(
+        self, settings: BatchSettings, attempts_log: str | None = None, frames_done: Any = None
+    ) -> dict:
         if self.chunk is None or self.part is None:
             return render_job(self.job, settings, attempts_log)
-        return render_chunk_job(self.job, self.chunk, self.part, settings, attempts_log)
+        return render_chunk_job(
+            self.job, self.chunk, self.part, settings, attempts_log, frames_done
+        )
 
 
 def render_task(task: _Task, settings: BatchSettings, attempts_log: str | None = None) -> dict:

@@ -19,7 +19,7 @@ import bisect
 import heapq
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -135,9 +135,16 @@ def chunk_frames(source: VideoFileSource, chunk: Chunk, session: Any) -> Iterato
         yield session.process_frame(frame)
 
 
-def render_chunk(source_path: Path, chunk: Chunk, output: Path, session: Any) -> dict[str, float]:
+def render_chunk(
+    source_path: Path,
+    chunk: Chunk,
+    output: Path,
+    session: Any,
+    on_frame: Callable[[], None] | None = None,
+) -> dict[str, float]:
     """Render ``chunk`` of ``source_path`` with ``session`` into the video file ``output``
-    (H.264 as ``Session.render`` writes it, without audio); returns {"frames", "seconds"}."""
+    (H.264 as ``Session.render`` writes it, without audio); returns {"frames", "seconds"}.
+    ``on_frame`` is called after each frame written (progress)."""
     began = time.perf_counter()
     frames = 0
     with VideoFileSource(source_path, decoder=session.options.decoder) as source:
@@ -158,6 +165,8 @@ def render_chunk(source_path: Path, chunk: Chunk, output: Path, session: Any) ->
                 # (its edit list's clock); join_chunks adds chunk_offset back exactly.
                 sink.write(replace(frame, pts=int(frame.pts or 0) - chunk.start))
                 frames += 1
+                if on_frame is not None:
+                    on_frame()
             sink.close()
         except BaseException:
             sink.abort()

@@ -524,7 +524,9 @@ def _render_parallel(args: argparse.Namespace) -> int:
 
     with _make_session(args) as session:  # checks the options and effects here, once
         settings = batch_settings(args.effect or ["lipstick"], session.options)
-    report = render_parallel(args.input, args.output, settings, workers=args.workers)
+    report = render_parallel(
+        args.input, args.output, settings, workers=args.workers, progress=not args.no_progress
+    )
     print(
         f"{args.output}: {report.frames} frames in {report.seconds:.1f}s, {report.fps:.1f} fps "
         f"({report.chunks} chunks on {report.workers} processes)"

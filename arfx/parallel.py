@@ -23,6 +23,7 @@ from typing import Any
 from .batch import BatchJob, BatchSettings, run_local
 from .chunks import plan_chunks
 from .errors import ArfxError
+from .progress import Progress
 
 
 @dataclass
@@ -48,6 +49,7 @@ def render_parallel(
     *,
     workers: int,
     retries: int = 1,
+    progress: bool = False,
 ) -> ParallelReport:
     """Render the video ``source`` into ``output`` on ``workers`` processes.
 
@@ -56,20 +58,25 @@ def render_parallel(
     Chunks are tasks of ``arfx.batch.run_local``: one that fails is retried ``retries``
     times; one that still fails fails the render with an error naming the file, and no
     output is written. The output appears under its final name only when complete.
+    ``progress`` shows a progress line on stderr (``arfx.progress``) of the frames the
+    workers wrote.
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ArfxError(f"workers must be an integer >= 1, got {workers!r}")
     source, output = Path(source), Path(output)
     began = time.perf_counter()
     seconds = _chunk_seconds(source, workers)
-    chunks = len(plan_chunks(source, seconds=seconds).chunks)
-    (result,) = run_local(
-        [BatchJob(source, output)],
-        settings,
-        workers=min(workers, chunks),
-        retries=retries,
-        chunk_seconds=seconds,
-    )
+    plan = plan_chunks(source, seconds=seconds)
+    chunks = len(plan.chunks)
+    with Progress(source.name, plan.frames, enabled=progress) as bar:
+        (result,) = run_local(
+            [BatchJob(source, output)],
+            settings,
+            workers=min(workers, chunks),
+            retries=retries,
+            chunk_seconds=seconds,
+            on_frames=lambda frames: bar.update(frames - bar.count),
+        )
     if result.status != "ok":
         raise ArfxError(result.error or f"{source}: rendering failed")
     wall = time.perf_counter() - began

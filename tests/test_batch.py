@@ -212,10 +212,11 @@ def test_render_on_several_processes_matches_single_process(
     chunks of about a third of its length: two, rendered by two processes and joined."""
     source = video_path("face_noface.mov")
     output = tmp_path / "out" / "face_noface.mov"
-    code = main(["render", str(source), str(output), "--workers", "3", "--no-progress"])
-    out = capsys.readouterr().out
+    code = main(["render", str(source), str(output), "--workers", "3"])
+    out, err = capsys.readouterr()
     assert code == 0, out
     assert "169 frames" in out and "(2 chunks on 2 processes)" in out
+    assert "face_noface.mov  169/169 frames" in err  # the workers' frames, counted here
     _same_as_single_process(single_process(source), output, min_psnr=35)
     assert [p.name for p in output.parent.iterdir()] == ["face_noface.mov"]  # no chunks left
 

@@ -11,7 +11,6 @@ why, not an error: the point is to see what this machine offers.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import io
 import logging
 import os
@@ -23,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .alignment import CROP_SIZE
-from .inference import provider_entries, tensorrt_cache_dir, tensorrt_loads
+from .inference import provider_entries, provider_library_problem
 from .model import DEFAULT_MODEL, FaceAnalyzer, FaceModel, ModelError, _quiet, input_shapes
 
 __all__ = ["BenchRow", "bench_model", "bench_table", "default_face_image"]
@@ -31,10 +30,6 @@ __all__ = ["BenchRow", "bench_model", "bench_table", "default_face_image"]
 log = logging.getLogger("arfx")
 
 CPU = "CPUExecutionProvider"
-_PROVIDER_LIBRARIES = {
-    "CUDAExecutionProvider": "libonnxruntime_providers_cuda.so",
-    "TensorrtExecutionProvider": "libonnxruntime_providers_tensorrt.so",
-}
 
 
 @dataclass
@@ -146,8 +141,6 @@ class _PinnedModel(FaceModel):
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.log_severity_level = 3
-        if provider == "TensorrtExecutionProvider" and tensorrt_loads():
-            tensorrt_cache_dir().mkdir(parents=True, exist_ok=True)
         # onnxruntime's own report of a provider that does not load goes to stdout and its
         # log; the table gives the reason (``_load_failure``) once instead.
         with contextlib.redirect_stdout(io.StringIO()), _quiet(ort):
@@ -164,15 +157,9 @@ class _PinnedModel(FaceModel):
 def _load_failure(provider: str) -> str:
     """Why onnxruntime dropped a GPU provider: its shared library's loader error when there
     is one (usually a missing CUDA, cuDNN or TensorRT library)."""
-    import onnxruntime as ort
-
-    name = _PROVIDER_LIBRARIES.get(provider)
-    if name is not None:
-        library = Path(ort.__file__).parent / "capi" / name
-        try:
-            ctypes.CDLL(str(library))
-        except OSError as exc:
-            return f"{provider} failed to load: {_first_line(exc)}"
+    problem = provider_library_problem(provider)
+    if problem is not None:
+        return f"{provider} failed to load: {(problem.strip().splitlines() or [problem])[0][:300]}"
     return f"{provider} failed to initialise (no usable GPU?)"
 
 

@@ -47,19 +47,29 @@ TENSORRT_MAX_BATCH = 8
 """Faces per batch TensorRT's engine is built for (``SessionOptions.max_faces`` is 1-8)."""
 
 
-def tensorrt_loads() -> bool:
-    """Whether onnxruntime's TensorRT provider library loads here (it needs TensorRT's own
-    libraries), tried without creating a session."""
+PROVIDER_LIBRARIES = {
+    "CUDAExecutionProvider": "libonnxruntime_providers_cuda.so",
+    "TensorrtExecutionProvider": "libonnxruntime_providers_tensorrt.so",
+}
+"""The shared library onnxruntime loads for each GPU provider (beside its own module)."""
+
+
+def provider_library_problem(provider: str) -> str | None:
+    """Why onnxruntime's shared library for ``provider`` does not load here (the loader's
+    error: usually a missing CUDA, cuDNN or TensorRT library), or None when it loads or
+    the provider has none. Tried without creating a session."""
     import ctypes
 
     import onnxruntime
 
-    library = Path(onnxruntime.__file__).parent / "capi" / "libonnxruntime_providers_tensorrt.so"
+    name = PROVIDER_LIBRARIES.get(provider)
+    if name is None:
+        return None
     try:
-        ctypes.CDLL(str(library))
-    except OSError:
-        return False
-    return True
+        ctypes.CDLL(str(Path(onnxruntime.__file__).parent / "capi" / name))
+    except OSError as exc:
+        return str(exc) or type(exc).__name__
+    return None
 
 
 def tensorrt_cache_dir() -> Path:
@@ -82,7 +92,8 @@ def provider_entries(
     and every worker of ``arfx render --workers``, load it instead. One optimisation
     profile covers batches of 1 to ``TENSORRT_MAX_BATCH`` faces (tuned for one), so a
     frame with more faces does not build another. ``inputs``: each input's (C, H, W).
-    Precision stays FP32: FP16 was not measured against the model's accuracy.
+    Precision stays FP32: FP16 was not measured against the model's accuracy. The cache
+    folder is made here, only where TensorRT's provider library loads.
     """
 
     def shapes(batch: int) -> str:
@@ -94,6 +105,8 @@ def provider_entries(
             entries.append(provider)
             continue
         cache = tensorrt_cache_dir()
+        if provider_library_problem(provider) is None:
+            cache.mkdir(parents=True, exist_ok=True)
         options: dict[str, Any] = {
             "trt_engine_cache_enable": True,
             "trt_engine_cache_path": str(cache),

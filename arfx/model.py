@@ -31,7 +31,7 @@ from .alignment import (
 )
 from .errors import ArfxError
 from .faceparts import CLASS_INDEX, MODEL_MASKS, PARSING_CLASSES
-from .inference import provider_entries, select_providers, tensorrt_cache_dir, tensorrt_loads
+from .inference import provider_entries, select_providers
 from .masks import LIPS_OUTER_LOWER, LIPS_OUTER_UPPER, mesh_mask
 from .resources import PACKAGE_DIR
 
@@ -164,8 +164,6 @@ class FaceModel:
             try:
                 # onnxruntime prints (to stdout) when a GPU provider fails and it retries
                 # on the CPU; capture that and say it once, in our log, instead.
-                if "TensorrtExecutionProvider" in providers and tensorrt_loads():
-                    tensorrt_cache_dir().mkdir(parents=True, exist_ok=True)
                 with contextlib.redirect_stdout(printed), _quiet(ort):
                     session = ort.InferenceSession(
                         str(self.path),

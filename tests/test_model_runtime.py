@@ -241,7 +241,7 @@ def test_tensorrt_gets_an_engine_cache_and_one_profile_for_every_batch(tmp_path,
 def test_no_tensorrt_cache_folder_where_tensorrt_cannot_load(tmp_path, monkeypatch):
     """The cache folder is made only where TensorRT's provider library loads."""
     from arfx import model as model_module
-    from arfx.inference import tensorrt_loads
+    from arfx.inference import provider_library_problem
 
     monkeypatch.setenv("ARFX_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(
@@ -252,7 +252,8 @@ def test_no_tensorrt_cache_folder_where_tensorrt_cannot_load(tmp_path, monkeypat
     path = tmp_path / "tiny.onnx"
     path.write_bytes(identity_model(CONTRACT_LIKE))
     FaceModel(path)
-    assert (tmp_path / "cache" / "tensorrt").is_dir() == tensorrt_loads()
+    loads = provider_library_problem("TensorrtExecutionProvider") is None
+    assert (tmp_path / "cache" / "tensorrt").is_dir() == loads
 
 
 # ------------------------------------------------------------ analysis on a real face

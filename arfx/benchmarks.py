@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .alignment import CROP_SIZE
+from .gpu import nvidia_driver_problem
 from .inference import provider_entries, provider_library_problem
 from .model import DEFAULT_MODEL, FaceAnalyzer, FaceModel, ModelError, _quiet, input_shapes
 
@@ -122,6 +123,9 @@ def _load(path: Path, provider: str, threads: int) -> tuple[FaceModel | None, st
         return None, f"unavailable: {provider} is not in this onnxruntime build"
     if provider == CPU:
         return FaceModel(path, device="cpu", threads=threads), "ok"
+    driver = nvidia_driver_problem()
+    if driver is not None:
+        return None, f"unavailable: {driver}"
     try:
         model = _PinnedModel(path, provider, threads)
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types

@@ -697,8 +697,9 @@ def cmd_effects(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     import importlib.metadata as metadata
 
-    from .codecs import choose_encoder, cuda_decode_problem, nvenc_problem, nvidia_present
+    from .codecs import choose_encoder, cuda_decode_problem, nvenc_problem
     from .compositor import create_context
+    from .gpu import nvidia_driver_problem
     from .inference import available_providers, select_providers
     from .resources import builtin_effects_dir, shaders_dir
 
@@ -722,13 +723,15 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"OpenGL (EGL): unavailable: {exc}")
     encoder = choose_encoder("auto", 1280, 720)
     if encoder != "h264_nvenc":
-        why = nvenc_problem(1280, 720) if nvidia_present() else "no NVIDIA driver"
+        why = nvidia_driver_problem() or nvenc_problem(1280, 720)
         encoder += f" (h264_nvenc: {(why or 'unknown').splitlines()[0]})"
     problem = cuda_decode_problem()
     cuda = "starts" if problem is None else f"cannot start ({problem.splitlines()[0]})"
     print(f"video: encoder=auto uses {encoder}; decoder=auto decodes in software; cuda {cuda}")
     print(f"ONNX Runtime providers built in: {', '.join(available_providers())}")
-    print(f"ONNX Runtime providers for device=auto: {', '.join(select_providers('auto'))}")
+    auto = ", ".join(select_providers("auto"))
+    driver = nvidia_driver_problem()
+    print(f"ONNX Runtime providers for device=auto: {auto}{f' ({driver})' if driver else ''}")
     from .model import DEFAULT_MODEL, FaceModel
 
     if DEFAULT_MODEL.is_file():

@@ -5,7 +5,7 @@ decoding. Both load the driver only when opened, and on a machine without one th
 once. The encoder "auto" therefore tries h264_nvenc only where an NVIDIA driver is loaded
 and falls back to libx264 when it does not open (data-centre GPUs such as the H100 and
 H200 have no video encoder), saying why in the log; naming one explicitly makes its
-failure an error. On a CPU-only machine "auto" costs one file check.
+failure an error. On a CPU-only machine "auto" costs one attempt to load the driver's library.
 
 The decoder "auto" decodes in software: the pipeline needs every frame as RGB in host
 memory, and on an H200 host (16 cores, 1080p H.264) fetching CUDA-decoded frames made a
@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import io
 import logging
-import sys
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
 import av
+
+from . import gpu
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,6 @@ ENCODERS: tuple[str, ...] = ("auto", "libx264", "h264_nvenc")
 DECODERS: tuple[str, ...] = ("auto", "software", "cuda")
 """``decoder`` values: "auto" and "software" are FFmpeg's software decoders (measured
 faster, see above); "cuda" decodes on an NVIDIA GPU."""
-NVIDIA_DRIVER = Path("/proc/driver/nvidia/version")
-"""Present on Linux while the NVIDIA kernel driver is loaded."""
 
 
 def check_encoder(name: str) -> str:
@@ -48,11 +46,6 @@ def check_decoder(name: str) -> str:
     if name not in DECODERS:
         raise ValueError(f"unknown decoder {name!r}; valid: {', '.join(DECODERS)}")
     return name
-
-
-def nvidia_present() -> bool:
-    """Whether an NVIDIA driver may be there to open (off Linux: assume it may)."""
-    return NVIDIA_DRIVER.exists() if sys.platform.startswith("linux") else True
 
 
 def nvenc_problem(width: int = 256, height: int = 256) -> str | None:
@@ -78,7 +71,7 @@ def choose_encoder(requested: str, width: int, height: int) -> str:
     check_encoder(requested)
     if requested == "libx264":
         return "libx264"
-    if requested == "auto" and not nvidia_present():
+    if requested == "auto" and gpu.nvidia_driver_problem() is not None:
         return "libx264"
     problem = nvenc_problem(width, height)
     if problem is None:
@@ -103,8 +96,9 @@ def encoder_options(name: str, *, crf: int, preset: str) -> dict[str, str]:
 def cuda_decode_problem() -> str | None:
     """None when CUDA decoding starts here (tried on a few frames of H.264 made in memory),
     else why not."""
-    if not nvidia_present():
-        return f"no NVIDIA driver ({NVIDIA_DRIVER} absent)"
+    problem = gpu.nvidia_driver_problem()
+    if problem is not None:
+        return problem
     from av.codec.hwaccel import HWAccel
 
     data = io.BytesIO()

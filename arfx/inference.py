@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from . import gpu
 from .errors import ArfxError
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -19,8 +20,9 @@ def available_providers() -> list[str]:
 
 
 def select_providers(device: str) -> list[str]:
-    """Providers in preference order: TensorRT, CUDA, CPU for ``auto``; CUDA then CPU for
-    ``cuda``; CPU alone for ``cpu``.
+    """Providers in preference order: TensorRT, CUDA, CPU for ``auto`` (CPU alone where
+    no NVIDIA driver loads, ``arfx.gpu.nvidia_driver_problem``); CUDA then CPU for ``cuda``;
+    CPU alone for ``cpu``.
 
     ``cuda`` fails when this ONNX Runtime build has no CUDA provider; a build that has
     one may still fail to load it on a machine without a GPU, which the model loader
@@ -39,8 +41,11 @@ def select_providers(device: str) -> list[str]:
                 "device='cpu'"
             )
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    gpu = [p for p in _GPU_ORDER if p in available]
-    return [*gpu, "CPUExecutionProvider"]
+    if gpu.nvidia_driver_problem() is not None:
+        # arfx's Linux wheel installs onnxruntime-gpu everywhere; without a driver its GPU
+        # providers can only fail, with a warning on every session.
+        return ["CPUExecutionProvider"]
+    return [*(p for p in _GPU_ORDER if p in available), "CPUExecutionProvider"]
 
 
 TENSORRT_MAX_BATCH = 8

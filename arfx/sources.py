@@ -90,8 +90,8 @@ class VideoFileSource(Source):
     turned by ``rotation`` degrees counter-clockwise, and ``width``/``height`` are the
     turned size, so faces are found and the output needs no rotation tag.
 
-    ``decoder`` is "auto" (CUDA where an NVIDIA driver opens it, else software), "software"
-    or "cuda" (see ``arfx.codecs``); ``decoder`` afterwards names the one used.
+    ``decoder`` is "auto" (software, measured faster; see ``arfx.codecs``), "software" or
+    "cuda" (NVIDIA's decoder); ``decoder`` afterwards names the one used.
     """
 
     def __init__(

@@ -216,6 +216,38 @@ def test_auto_tries_each_gpu_provider_before_the_cpu(tmp_path, monkeypatch, capl
         assert not warnings
 
 
+def test_auto_asks_for_the_gpu_only_where_an_nvidia_driver_loads(tmp_path, monkeypatch, caplog):
+    """arfx's Linux wheel installs onnxruntime-gpu on every machine: without a driver the
+    GPU providers can only fail, so "auto" does not ask for them and says nothing."""
+    import onnxruntime
+
+    from arfx import gpu
+    from arfx.inference import select_providers
+
+    built = onnxruntime.get_available_providers()
+    gpu_built = [p for p in ("TensorrtExecutionProvider", "CUDAExecutionProvider") if p in built]
+    monkeypatch.setattr(gpu, "nvidia_driver_problem", lambda: None)
+    assert select_providers("auto") == [*gpu_built, CPU]
+    monkeypatch.setattr(gpu, "nvidia_driver_problem", lambda: "no NVIDIA driver (pretend)")
+    assert select_providers("auto") == [CPU]
+    assert select_providers("cpu") == [CPU]
+    path = tmp_path / "tiny.onnx"
+    path.write_bytes(identity_model(CONTRACT_LIKE))
+    with caplog.at_level(logging.INFO, logger="arfx"):
+        assert FaceModel(path).providers == [CPU]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_the_driver_check_says_why(monkeypatch):
+    from arfx import gpu
+
+    problem = gpu.nvidia_driver_problem()
+    assert problem is None or problem.startswith("no NVIDIA driver")
+    monkeypatch.setattr(gpu, "DRIVER_LIBRARY", "libarfx-no-such-driver.so.1")
+    problem = gpu.nvidia_driver_problem()
+    assert problem is not None and "libarfx-no-such-driver.so.1" in problem
+
+
 def test_tensorrt_gets_an_engine_cache_and_one_profile_for_every_batch(tmp_path, monkeypatch):
     from arfx.inference import TENSORRT_MAX_BATCH, provider_entries, tensorrt_cache_dir
 

@@ -237,7 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     parsing.add_argument("--limit", type=_positive_int, help="only the first N pairs")
     parsing.add_argument("--json", type=Path, help="also write the report as JSON here")
 
-    landmarks = tasks.add_parser("landmarks", help="68-point NME of the model and the mesh")
+    landmarks = tasks.add_parser(
+        "landmarks", help="68-point NME of the model (new face, stream), its network, the mesh"
+    )
     landmarks.add_argument(
         "--data",
         type=Path,
@@ -249,9 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     landmarks.add_argument(
         "--methods",
-        type=_methods("model", "mesh"),
-        default=("model", "mesh"),
-        help="comma-separated, of model, mesh (default: both)",
+        type=_methods("model", "stream", "network", "mesh"),
+        default=("model", "stream", "network", "mesh"),
+        help="comma-separated, of model, stream, network, mesh (default: all; see "
+        "arfx.evaluation.LANDMARK_METHODS)",
     )
     landmarks.add_argument("--model", type=Path, help="face model ONNX (default: the shipped one)")
     landmarks.add_argument(

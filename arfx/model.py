@@ -33,6 +33,7 @@ from .errors import ArfxError
 from .faceparts import CLASS_INDEX, MODEL_MASKS, PARSING_CLASSES
 from .inference import provider_entries, select_providers
 from .masks import LIPS_OUTER_LOWER, LIPS_OUTER_UPPER, mesh_mask
+from .points68 import fit_for
 from .resources import PACKAGE_DIR
 
 log = logging.getLogger("arfx")
@@ -313,7 +314,9 @@ class FaceAnalyzer:
     previous crop into the current one, so the masks stay stable from frame to frame.
     ``reset()`` forgets it (a scene cut). ``lip_prior=False`` leaves the mesh lip polygons
     out of the context (channel 3 all zeros): an evaluation of what the model finds in the
-    image alone, not a setting for effects.
+    image alone, not a setting for effects. ``mesh_points`` refines the network's 68 points
+    with the tracker's mesh through the fit made for this model file (``arfx.points68``;
+    ``points_fit`` is that fit, or None where there is none or it is off).
 
     With a ``schedule`` interval above 1 the model runs on one frame in ``interval`` and
     the frames between *carry* its maps: they live in the face's crop, which the tracker
@@ -328,9 +331,11 @@ class FaceAnalyzer:
         *,
         lip_prior: bool = True,
         schedule: ModelSchedule | None = None,
+        mesh_points: bool = True,
     ) -> None:
         self.model = model
         self.lip_prior = lip_prior
+        self.points_fit = fit_for(getattr(model, "path", None)) if mesh_points else None
         self.schedule = schedule or ModelSchedule()
         self.schedule.validate()
         self._previous: dict[int, FaceAnalysis] = {}
@@ -450,11 +455,19 @@ class FaceAnalyzer:
                 alignment=alignment,
                 parsing=outputs["parsing"][i],
                 occlusion=outputs["occlusion"][i, 0],
-                landmarks68=alignment.to_frame(outputs["landmarks"][i]),
+                landmarks68=alignment.to_frame(
+                    self._points68(face, alignment, outputs["landmarks"][i])
+                ),
                 rotation=rotation_to_frame(outputs["rotation"][i], alignment),
             )
             for i, (face, alignment) in enumerate(zip(faces, alignments, strict=True))
         ]
+
+    def _points68(self, face: Any, alignment: Alignment, network: np.ndarray) -> np.ndarray:
+        """A face's 68 points in crop pixels: the network's, refined with the mesh."""
+        if self.points_fit is None:
+            return network
+        return self.points_fit.apply(alignment.to_crop(face.landmarks), network)
 
     def _warm_start(
         self,

@@ -56,3 +56,6 @@ else
 fi
 .venv-train/bin/python -m arfx.training.export --checkpoint "$BEST" \
     --out arfx/models/face_multitask.onnx
+# 4. the mesh refinement of the new model's 68 points, fitted on the udacity training faces
+#    (arfx/points68.py); it names the ONNX file's SHA-256, so an old fit is never applied.
+.venv/bin/python -m arfx.training.fit_points68 --data "$DATA/landmarks68/udacity"

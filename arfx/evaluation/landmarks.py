@@ -36,7 +36,12 @@ __all__ = [
     "read_pts",
 ]
 
-LANDMARK_METHODS: tuple[str, ...] = ("model", "mesh")
+LANDMARK_METHODS: tuple[str, ...] = ("model", "stream", "network", "mesh")
+"""``model``: the points a session gives a new face (the network's, refined with the mesh,
+``arfx.points68``); ``stream``: the same on a face's later frames, where the model gets its
+previous maps as context (here: the same image run twice); ``network``: the landmark head
+alone; ``mesh``: the tracker's nearest vertices (``MESH_TO_IBUG68``)."""
+_MODEL_METHODS = ("model", "stream", "network")
 LANDMARK_IMAGE_SUFFIXES: tuple[str, ...] = (*IMAGE_SUFFIXES, ".ppm", ".bmp")
 FAILURE_THRESHOLDS: tuple[float, float] = (0.08, 0.10)
 AUC_LIMIT = 0.08
@@ -393,10 +398,10 @@ def evaluate_landmarks(
     annotation files. ``limit`` keeps the first N of each set. Faces come from the static-image
     face mesh on a square twice the size of the labelled face (the face box a landmark
     benchmark provides), matched to the ground truth by box overlap; an image without a match
-    counts in ``images`` but not ``faces_found`` and gets no NME. The mesh's points are its nearest
-    vertices to the iBUG points (``MESH_TO_IBUG68``); the model runs once on the mesh's crop,
-    from empty context, which is where a session takes a new face's points from (its warm
-    start's second run gives only maps). A missing default model is reported as unavailable.
+    counts in ``images`` but not ``faces_found`` and gets no NME. ``LANDMARK_METHODS`` says
+    what each method is; the model runs on the mesh's crop from empty context, which is where
+    a session takes a new face's points from (its warm start's second run gives only maps).
+    A missing default model is reported as unavailable.
     """
     methods = tuple(dict.fromkeys(methods))
     unknown = [m for m in methods if m not in LANDMARK_METHODS]
@@ -407,16 +412,20 @@ def evaluate_landmarks(
     from ..tracking import FaceTracker, TrackerOptions
 
     sets = _landmark_sets(data, split, limit)
-    analyzer = None
+    analyzers: dict[str, Any] = {}
     model_status = "ok"
-    if "model" in methods:
+    if any(m in methods for m in _MODEL_METHODS):
         from ..model import DEFAULT_MODEL, FaceAnalyzer, FaceModel, ModelSchedule
 
         if model_path is None and not DEFAULT_MODEL.is_file():
             model_status = f"unavailable: no model file at {DEFAULT_MODEL} (pass --model)"
         else:
+            model = FaceModel(model_path)
             schedule = ModelSchedule(warm_start=False)  # a second run would not change the points
-            analyzer = FaceAnalyzer(FaceModel(model_path), schedule=schedule)
+            for name in _MODEL_METHODS:
+                analyzers[name] = FaceAnalyzer(
+                    model, schedule=schedule, mesh_points=name != "network"
+                )
     total = sum(len(samples) for _, samples in sets.values())
     done = 0
     start = time.perf_counter()
@@ -434,15 +443,17 @@ def evaluate_landmarks(
                 tracking += time.perf_counter() - began
                 found += face is not None
                 for name in methods:
-                    if face is None or (name == "model" and analyzer is None):
+                    if face is None or (name in _MODEL_METHODS and name not in analyzers):
                         errors[name].append(None)
                         continue
                     began = time.perf_counter()
                     if name == "mesh":
                         points = face.landmarks[MESH_TO_IBUG68, :2].astype(np.float64)
                     else:
-                        assert analyzer is not None
+                        analyzer = analyzers[name]
                         analyzer.reset()
+                        if name == "stream":  # a later frame: the first run's maps as context
+                            analyzer.analyze(rgb, [face])
                         points = analyzer.analyze(rgb, [face])[0].landmarks68
                     seconds[name] += time.perf_counter() - began
                     errors[name].append(nme(points, truth))
@@ -451,7 +462,7 @@ def evaluate_landmarks(
                     progress(done, total)
             results = {}
             for name in methods:
-                if name == "model" and analyzer is None:
+                if name in _MODEL_METHODS and name not in analyzers:
                     results[name] = LandmarkScores(name=name, status=model_status)
                 else:
                     results[name] = _scores(name, errors[name], seconds[name])

@@ -107,6 +107,14 @@ def _cost_options(parser: argparse.ArgumentParser, *, live: bool = False) -> Non
             help="composite each live frame while analysing the next: more frames where "
             "cores are to spare, more latency on a small CPU",
         )
+        parser.add_argument(
+            "--live-model",
+            choices=("inline", "behind"),
+            default="inline",
+            help="behind: run the face model beside the live stream on the newest frame and "
+            "composite each frame with its newest finished masks, moved with the face: less "
+            "latency; a moving mouth or a hand shows one model run later (default inline)",
+        )
 
 
 def _make_session(args: argparse.Namespace, **extra: object):
@@ -290,6 +298,15 @@ def build_parser() -> argparse.ArgumentParser:
         choices=range(2, 9),
         metavar="N",
         help="model interval to score against every frame, repeatable (default: 2 and 3)",
+    )
+    schedule.add_argument(
+        "--lag",
+        type=int,
+        action="append",
+        choices=range(1, 9),
+        metavar="N",
+        help="also score the model behind a live stream (--live-model behind): each frame "
+        "with the maps of N frames before, moved onto its face; repeatable",
     )
     schedule.add_argument(
         "--frames", type=_positive_int, default=300, help="first N frames (default 300)"
@@ -577,7 +594,9 @@ def cmd_webcam(args: argparse.Namespace) -> int:
     count = dropped = failed = 0
     checked = time.monotonic()
     try:
-        with _make_session(args, live_overlap=args.live_overlap) as session:
+        with _make_session(
+            args, live_overlap=args.live_overlap, live_model=args.live_model
+        ) as session:
             # Live: a frame that arrives while an older one is still being processed
             # replaces it, so the picture stays current. Hot reload recompiles shaders
             # between frames, so --watch runs frame by frame.
@@ -794,6 +813,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         report = evaluate_schedule(
             args.video,
             intervals=args.interval or (2, 3),
+            lags=args.lag or (),
             frames=args.frames,
             model_path=args.model,
             progress=progress,
@@ -902,6 +922,7 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
             model_path=args.model,
             model_schedule=ModelSchedule(interval=args.model_interval),
             live_overlap=args.live_overlap,
+            live_model=args.live_model,
             encoder=args.encoder,
             decoder=args.decoder,
         ),

@@ -393,16 +393,7 @@ class FaceAnalyzer:
                 return None
             if _worst_block(np.abs(thumbnail - then[1])) > schedule.mouth_change:
                 return None
-            old = previous.alignment
-            carried.append(
-                replace(
-                    previous,
-                    alignment=alignment,
-                    landmarks68=alignment.to_frame(old.to_crop(previous.landmarks68)),
-                    rotation=rotation_to_frame(rotation_to_crop(previous.rotation, old), alignment),
-                    carried=True,
-                )
-            )
+            carried.append(carry_to(previous, alignment))
         return carried
 
     @staticmethod
@@ -497,6 +488,20 @@ class FaceAnalyzer:
                 analysis, landmarks68=analyses[i].landmarks68, rotation=analyses[i].rotation
             )
         return out
+
+
+def carry_to(analysis: FaceAnalysis, alignment: Alignment) -> FaceAnalysis:
+    """``analysis`` moved onto a later frame's ``alignment`` of the same face: its maps live
+    in the crop, which follows the face, so they move with it as they are; its points and
+    rotation are mapped through the old crop into the new one."""
+    old = analysis.alignment
+    return replace(
+        analysis,
+        alignment=alignment,
+        landmarks68=alignment.to_frame(old.to_crop(analysis.landmarks68)),
+        rotation=rotation_to_frame(rotation_to_crop(analysis.rotation, old), alignment),
+        carried=True,
+    )
 
 
 def _mouth_thumbnail(image: np.ndarray, alignment: Alignment) -> np.ndarray:

@@ -29,6 +29,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .behind import ModelBehind
 from .codecs import DECODERS, ENCODERS
 from .compositor import Compositor
 from .effect import Effect, EffectSpec, FrameContext, file_stamp
@@ -39,7 +40,14 @@ from .hands import HAND_MASKS, HandSearch, HandTracker, hand_mask, model_sees_oc
 from .heap import PeriodicTrim, fix_mmap_threshold, limit_arenas, return_free_memory
 from .inference import DEVICES, select_providers
 from .masks import MESH_MASKS, MeshMasks
-from .model import DEFAULT_MODEL, FaceAnalyzer, FaceModel, ModelMasks, ModelSchedule
+from .model import (
+    DEFAULT_MODEL,
+    FaceAnalysis,
+    FaceAnalyzer,
+    FaceModel,
+    ModelMasks,
+    ModelSchedule,
+)
 from .model import MASK_NAMES as MODEL_MASK_NAMES
 from .pose import camera_matrix
 from .progress import Progress
@@ -109,6 +117,13 @@ class SessionOptions:
     cores), but on a 2-core CPU the two halves slow each other: 153-163 ms median latency
     against 114-122 ms with each frame analysed and composited before the next is taken,
     for about as many frames delivered. False takes a frame through both in turn."""
+    live_model: str = "inline"
+    """Live streams: "inline" runs the face model on each frame before compositing it;
+    "behind" runs it in a worker thread on the newest frame while each frame is composited
+    with the newest maps it has finished, moved onto that frame's face (``arfx.behind``):
+    less latency, and a change of the face itself (the mouth, a hand) shows one model run
+    later. A new face waits for its first maps either way. Offline renders always run the
+    model inline."""
     hands: bool = True
     """Track hands (MediaPipe Hands) in frames with faces when an effect reads the ``hands``
     mask, so that lipstick leaves fingers over the mouth unpainted. It costs a CPU 10-20 ms
@@ -142,6 +157,8 @@ class SessionOptions:
             raise ArfxError(f"max_faces must be an integer in [1, 8], got {self.max_faces!r}")
         if self.device not in DEVICES:
             raise ArfxError(f"device must be one of {DEVICES}, got {self.device!r}")
+        if self.live_model not in ("inline", "behind"):
+            raise ArfxError(f"live_model must be 'inline' or 'behind', got {self.live_model!r}")
         if self.masks not in ("auto", "model", "mesh"):
             raise ArfxError(f"masks must be 'auto', 'model' or 'mesh', got {self.masks!r}")
         if isinstance(self.queue_size, bool) or not isinstance(self.queue_size, int):
@@ -236,6 +253,7 @@ class Session:
         """Effects left out (``skip_broken_effects``) or whose hot reload failed, with why."""
         self.effects: list[Effect] = self._resolve_effects(effects)
         self._analyzer = None
+        self._behind: ModelBehind | None = None  # the model beside a live stream, while one runs
         if options.uses_model():
             self._analyzer = FaceAnalyzer(
                 FaceModel(options.model_path, device=options.device),
@@ -479,17 +497,28 @@ class Session:
             self._forget_analysis()
         if analyse:
             start = perf_counter()
-            analyses = self._analyzer.analyze(rgb, faces)
-            fresh = not any(analysis.carried for analysis in analyses)
+            if self._behind is not None and video:  # a live stream, the model beside it
+                analyses, fresh = self._behind.analyze(rgb, faces)
+            else:
+                analyses = self._analyzer.analyze(rgb, faces)
+                fresh = not any(analysis.carried for analysis in analyses)
+                if video and fresh:
+                    analyses = self._settle_analyses(analyses)
             # frames that carried the last maps (ModelSchedule) are timed apart from runs
             self._record("model" if fresh else "carry", perf_counter() - start)
-            if video and self.options.stabilizer.masks and fresh:
-                with self._timed("stabilise masks"):
-                    analyses = self._mask_stabilizer.stabilize(analyses)
-                self._analyzer.remember(analyses)
             for face, analysis in zip(faces, analyses, strict=True):
                 face.analysis = analysis
         return faces
+
+    def _settle_analyses(self, analyses: list[FaceAnalysis]) -> list[FaceAnalysis]:
+        """A video's fresh model run: its maps stabilised against the last ones, and kept
+        as the next run's context."""
+        assert self._analyzer is not None
+        if self.options.stabilizer.masks:
+            with self._timed("stabilise masks"):
+                analyses = self._mask_stabilizer.stabilize(analyses)
+            self._analyzer.remember(analyses)
+        return analyses
 
     def _frame_interval(self, time: float | None) -> float:
         """Seconds since the previous frame: from timestamps when they advance, else one
@@ -565,9 +594,21 @@ class Session:
                 pipeline = Pipeline(
                     self._frame_stages(live=live), queue_size=self.options.queue_size, live=live
                 )
+                behind = (
+                    live
+                    and self.options.live_model == "behind"
+                    and self._analyzer is not None
+                    and not self.options.static_images
+                )
+                if behind:
+                    assert self._analyzer is not None
+                    self._behind = ModelBehind(self._analyzer, self._settle_analyses)
                 try:
                     yield from pipeline.run(source)
                 finally:
+                    if self._behind is not None:
+                        self._behind.close()
+                        self._behind = None
                     self._busy = False
                     self.dropped_frames += pipeline.dropped
 
@@ -923,7 +964,9 @@ class Session:
         self._stabilizer.reset()
 
     def _forget_analysis(self) -> None:
-        if self._analyzer is not None:
+        if self._behind is not None:
+            self._behind.reset()  # lets its run finish first: the analyzer is in use
+        elif self._analyzer is not None:
             self._analyzer.reset()
         self._mask_stabilizer.reset()
 

@@ -612,6 +612,23 @@ def test_schedule_scores_carried_frames_against_every_frame(wolfgang, model_onnx
     assert [s["interval"] for s in data["scores"]] == [2]
 
 
+def test_schedule_scores_maps_lagging_behind(wolfgang, model_onnx):
+    """The model behind a live stream: each frame with the maps of ``lag`` frames before."""
+    report = evaluate_schedule(
+        wolfgang, intervals=(), lags=(1, 3), frames=12, model_path=model_onnx
+    )
+    one, three = report.scores
+    assert (one.lag, three.lag) == (1, 3) and one.frames == three.frames == 12
+    assert (one.carried, three.carried) == (11, 9)  # the first frames wait for their maps
+    for score in (one, three):
+        for name in SCHEDULE_MASKS:
+            assert 0.5 < score.mean_iou[name] <= 1.0
+    assert one.mean_iou["lips"] >= three.mean_iou["lips"] - 0.02  # staler maps, further off
+    assert "behind, lag 3" in report.table()
+    with pytest.raises(ValueError, match="lag"):
+        evaluate_schedule(wolfgang, lags=(0,), frames=2)
+
+
 def test_schedule_errors(wolfgang, tmp_path):
     with pytest.raises(ArfxError, match="interval"):
         evaluate_schedule(wolfgang, intervals=(9,), frames=2)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import threading
 from pathlib import Path
 
 import av
@@ -94,8 +95,12 @@ def test_live_stream_survives_gl_errors(video_path, caplog, overlap: bool) -> No
     assert all(not np.array_equal(f.image, inputs[f.index]) for f in later)  # painted again
 
 
-def test_live_stream_survives_a_model_failure(video_path, caplog) -> None:
-    with arfx.Session(["lipstick"]) as session:
+@pytest.mark.parametrize("live_model", ["inline", "behind"])
+def test_live_stream_survives_a_model_failure(video_path, caplog, live_model: str) -> None:
+    """With the model behind the stream (``live_model="behind"``) the failed run shows on
+    the frame that collects it, and no model thread outlives the stream."""
+    options = arfx.SessionOptions(live_model=live_model)
+    with arfx.Session(["lipstick"], options) as session:
         model = session._analyzer.model
         infer = model.infer
         calls = itertools.count()
@@ -109,9 +114,13 @@ def test_live_stream_survives_a_model_failure(video_path, caplog) -> None:
         with caplog.at_level(logging.WARNING, logger="arfx"):
             frames = list(session.stream(_camera_like(video_path), live=True))
         failures = dict(session.failed_frames)
+        assert not any(t.name.startswith("arfx-model") for t in threading.enumerate())
     assert failures == {"analysis: ArfxError": 1}
     assert sum(not f.faces for f in frames) == 1  # the failed frame carries no faces
     assert sum(bool(f.faces) for f in frames) >= 5
+    assert all(f.faces[0].analysis is not None for f in frames if f.faces)
+    carried = [f.faces[0].analysis.carried for f in frames if f.faces]
+    assert any(carried) == (live_model == "behind")
 
 
 class _GpuThatFailsAtRun:

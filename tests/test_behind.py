@@ -1,0 +1,131 @@
+"""The face model beside a live stream (arfx.behind.ModelBehind), on a real face and the
+real model: frames get the newest finished maps moved onto their own face at once, a new
+face waits for its first, and a failed run is reported once."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from arfx.alignment import align_mesh
+from arfx.behind import ModelBehind
+from arfx.errors import ArfxError
+from arfx.model import FaceAnalyzer, FaceModel
+
+from .test_model_runtime import _image, find_test_model
+
+SHIFT = 12  # pixels the face moves to the right between frames
+
+
+@pytest.fixture(scope="module")
+def obama():
+    from arfx.tracking import FaceTracker, TrackerOptions
+
+    rgb = _image("obama.jpg")
+    with FaceTracker(TrackerOptions(static_images=True, max_faces=1)) as tracker:
+        (face,) = tracker.track(rgb)
+    return rgb, face
+
+
+@pytest.fixture(scope="module")
+def face_model() -> FaceModel:
+    return FaceModel(find_test_model(), device="cpu")
+
+
+class _Gated:
+    """The real model, each inference held until ``gate`` opens (or failing, if told)."""
+
+    def __init__(self, model: FaceModel) -> None:
+        self.model = model
+        self.path = model.path
+        self.crop_border = model.crop_border
+        self.gate = threading.Event()
+        self.gate.set()
+        self.fail = False
+        self.calls = 0
+
+    def infer(self, image, context):
+        assert self.gate.wait(30), "the test never opened the gate"
+        self.calls += 1
+        if self.fail:
+            raise ArfxError("inference failed (injected)")
+        return self.model.infer(image, context)
+
+
+def _moved(rgb: np.ndarray, face, pixels: int):
+    """The same picture and face ``pixels`` to the right."""
+    shifted = np.roll(rgb, pixels, axis=1)
+    landmarks = face.landmarks.copy()
+    landmarks[:, 0] += pixels
+    return shifted, replace(face, landmarks=landmarks)
+
+
+def test_frames_take_the_newest_finished_maps_moved_onto_their_face(face_model, obama):
+    rgb, face = obama
+    gated = _Gated(face_model)
+    with ModelBehind(FaceAnalyzer(gated)) as behind:  # type: ignore[arg-type]
+        (first,), fresh = behind.analyze(rgb, [face])
+        assert fresh and behind.waits == 1 and behind.runs == 1  # a new face waits
+        assert not first.carried
+
+        gated.gate.clear()  # the next run stays in flight
+        image, moved = _moved(rgb, face, SHIFT)
+        (carried,), fresh = behind.analyze(image, [moved])  # returns with the run held
+        assert not fresh and carried.carried and behind.runs == 1
+        np.testing.assert_allclose(carried.alignment.matrix, align_mesh(moved.landmarks).matrix)
+        np.testing.assert_allclose(carried.landmarks68, first.landmarks68 + [SHIFT, 0], atol=1e-6)
+        np.testing.assert_array_equal(carried.parsing, first.parsing)  # the same maps, moved
+
+        gated.gate.set()
+        behind._run.result(timeout=30)  # the run on the moved frame finishes
+        later, moved_again = _moved(rgb, face, 2 * SHIFT)
+        (newest,), fresh = behind.analyze(later, [moved_again])
+        assert behind.runs == 2 and not fresh and newest.carried
+        # its maps come from the run on the moved frame, not from the first
+        assert not np.array_equal(newest.parsing, first.parsing)
+
+
+def test_a_failed_run_is_raised_once_and_a_reset_starts_afresh(face_model, obama):
+    rgb, face = obama
+    gated = _Gated(face_model)
+    with ModelBehind(FaceAnalyzer(gated)) as behind:  # type: ignore[arg-type]
+        behind.analyze(rgb, [face])
+        gated.fail = True
+        behind.analyze(rgb, [face])  # starts a run that will fail
+        behind._run.exception(timeout=30)
+        with pytest.raises(ArfxError, match="injected"):
+            behind.analyze(rgb, [face])
+        gated.fail = False
+        behind.reset()
+        (again,), fresh = behind.analyze(rgb, [face])  # no maps kept: waits, as for a new face
+        assert fresh and not again.carried and behind.waits == 2
+
+
+def test_a_new_face_beside_a_known_one_waits_for_a_run_that_has_it(face_model, obama):
+    rgb, face = obama
+    gated = _Gated(face_model)
+    with ModelBehind(FaceAnalyzer(gated)) as behind:  # type: ignore[arg-type]
+        behind.analyze(rgb, [face])
+        gated.gate.clear()
+        behind.analyze(rgb, [face])  # a run in flight without the newcomer
+        other = replace(face, id=face.id + 1)
+        opener = threading.Timer(0.2, gated.gate.set)
+        opener.start()
+        analyses, fresh = behind.analyze(rgb, [face, other])
+        opener.join()
+        assert fresh and [a.face_id for a in analyses] == [face.id, other.id]
+        assert behind.runs == 3  # the held run, then one with both faces
+        assert not behind.analyze(rgb, [])[0]  # no faces: nothing kept
+    with pytest.raises(RuntimeError, match="closed"):
+        behind.analyze(rgb, [face])
+
+
+def test_the_session_option_is_checked():
+    from arfx.session import SessionOptions
+
+    assert SessionOptions().live_model == "inline"
+    with pytest.raises(ArfxError, match="live_model must be 'inline' or 'behind', got 'async'"):
+        SessionOptions(live_model="async")

@@ -65,7 +65,10 @@ class ModelBehind:
             self._collect(wait=True)  # a run on an older frame with every face
         elif self._run is None:
             self._start(image, faces)
-        moved = [carry_to(self._latest[face.id], align_mesh(face.landmarks)) for face in faces]
+        moved = [
+            carry_to(self._latest[face.id], align_mesh(face.landmarks), face.landmarks)
+            for face in faces
+        ]
         return moved, False
 
     def _start(self, image: np.ndarray, faces: Sequence[Any]) -> None:

@@ -80,6 +80,9 @@ class FaceAnalysis:
     carried: bool = False
     """True when the model did not run on this frame: the maps are the last analysis's,
     moved with the face (``ModelSchedule``)."""
+    mesh: np.ndarray | None = None
+    """The tracker's mesh (478, 2) in this crop, where the maps' face is: a carried
+    analysis's maps follow the mesh's own motion from there (``carry_to``)."""
 
     def probability(self, name: str) -> np.ndarray:
         """Crop-space probability map of a named mask (a union of parsing classes)."""
@@ -393,7 +396,7 @@ class FaceAnalyzer:
                 return None
             if _worst_block(np.abs(thumbnail - then[1])) > schedule.mouth_change:
                 return None
-            carried.append(carry_to(previous, alignment))
+            carried.append(carry_to(previous, alignment, face.landmarks))
         return carried
 
     @staticmethod
@@ -450,6 +453,7 @@ class FaceAnalyzer:
                     self._points68(face, alignment, outputs["landmarks"][i])
                 ),
                 rotation=rotation_to_frame(outputs["rotation"][i], alignment),
+                mesh=alignment.to_crop(face.landmarks),
             )
             for i, (face, alignment) in enumerate(zip(faces, alignments, strict=True))
         ]
@@ -490,18 +494,81 @@ class FaceAnalyzer:
         return out
 
 
-def carry_to(analysis: FaceAnalysis, alignment: Alignment) -> FaceAnalysis:
-    """``analysis`` moved onto a later frame's ``alignment`` of the same face: its maps live
-    in the crop, which follows the face, so they move with it as they are; its points and
-    rotation are mapped through the old crop into the new one."""
+WARP_SIGMA = 6.0
+"""Crop pixels over which a mesh point's motion spreads when carried maps are warped (the
+mesh's points lie about 8 crop pixels apart)."""
+WARP_MIN_MOTION = 0.3
+"""Crop pixels of non-rigid mesh motion below which carried maps are not warped."""
+_WARP_STEP = 4  # the displacement field is built on a grid of one point per 4x4 crop pixels
+_WARP_PRIOR = 0.05  # weight of "no motion": far from the mesh the maps move rigidly
+
+
+def carry_to(
+    analysis: FaceAnalysis, alignment: Alignment, mesh: np.ndarray | None = None
+) -> FaceAnalysis:
+    """``analysis`` moved onto a later frame's ``alignment`` of the same face, whose mesh
+    (frame pixels) is ``mesh``.
+
+    Its maps live in the crop, which follows the face, so the face's rigid motion moves
+    them as they are. What the crop cannot follow (the mouth opening, the jaw dropping, a
+    smile) the mesh does: each crop pixel takes the maps from where the mesh points near it
+    were (``WARP_SIGMA``), so the lips follow the mouth. Its points and rotation are mapped
+    through the old crop into the new one."""
     old = analysis.alignment
+    parsing, occlusion, moved = analysis.parsing, analysis.occlusion, None
+    if mesh is not None:
+        moved = alignment.to_crop(mesh)
+        if analysis.mesh is not None and analysis.mesh.shape == moved.shape:
+            field = _mesh_motion(analysis.mesh, moved)
+            if field is not None:
+                parsing, occlusion = _warp_maps(parsing, occlusion, field)
     return replace(
         analysis,
         alignment=alignment,
+        parsing=parsing,
+        occlusion=occlusion,
         landmarks68=alignment.to_frame(old.to_crop(analysis.landmarks68)),
         rotation=rotation_to_frame(rotation_to_crop(analysis.rotation, old), alignment),
         carried=True,
+        mesh=moved if moved is not None else analysis.mesh,
     )
+
+
+def _mesh_motion(then: np.ndarray, now: np.ndarray) -> np.ndarray | None:
+    """Per crop pixel, where its maps were (x, y; CROP_SIZE x CROP_SIZE x 2 float32, for
+    cv2.remap), from the mesh's points ``then`` and ``now`` in crop pixels; None when the
+    mesh moved less than ``WARP_MIN_MOTION`` anywhere."""
+    shift = (then - now).astype(np.float32)  # where each point's maps are, from where it is
+    if float(np.abs(shift).max()) < WARP_MIN_MOTION:
+        return None
+    cells = CROP_SIZE // _WARP_STEP
+    index = np.clip(np.round(now / _WARP_STEP - 0.5).astype(np.intp), 0, cells - 1)
+    flat = index[:, 1] * cells + index[:, 0]
+    weight = np.bincount(flat, minlength=cells * cells).astype(np.float32)
+    dx = np.bincount(flat, shift[:, 0], cells * cells).astype(np.float32)
+    dy = np.bincount(flat, shift[:, 1], cells * cells).astype(np.float32)
+    sigma = WARP_SIGMA / _WARP_STEP
+    grids = [cv2.GaussianBlur(g.reshape(cells, cells), (0, 0), sigma) for g in (weight, dx, dy)]
+    norm = grids[0] + _WARP_PRIOR * float(grids[0].max())
+    field = np.stack([grids[1] / norm, grids[2] / norm], axis=2)
+    field = cv2.resize(field, (CROP_SIZE, CROP_SIZE), interpolation=cv2.INTER_LINEAR)
+    ys, xs = np.mgrid[0:CROP_SIZE, 0:CROP_SIZE].astype(np.float32)
+    field[..., 0] += xs
+    field[..., 1] += ys
+    return field
+
+
+def _warp_maps(
+    parsing: np.ndarray, occlusion: np.ndarray, field: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The maps sampled at ``field`` (see ``_mesh_motion``); pixels from outside the crop
+    take the nearest edge's values."""
+    planes = np.concatenate([parsing, occlusion[None]]).transpose(1, 2, 0)
+    warped = cv2.remap(
+        np.ascontiguousarray(planes), field, None, cv2.INTER_LINEAR, cv2.BORDER_REPLICATE
+    )
+    warped = np.ascontiguousarray(warped.transpose(2, 0, 1))
+    return warped[:-1], warped[-1]
 
 
 def _mouth_thumbnail(image: np.ndarray, alignment: Alignment) -> np.ndarray:

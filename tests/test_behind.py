@@ -129,3 +129,47 @@ def test_the_session_option_is_checked():
     assert SessionOptions().live_model == "inline"
     with pytest.raises(ArfxError, match="live_model must be 'inline' or 'behind', got 'async'"):
         SessionOptions(live_model="async")
+
+
+def _blob_analysis(mesh: np.ndarray):
+    """Maps with a square of lower lip at crop (120-140, 150-170); identity alignment."""
+    from arfx.alignment import Alignment
+    from arfx.faceparts import CLASS_INDEX
+    from arfx.model import FaceAnalysis
+
+    parsing = np.zeros((10, 256, 256), np.float32)
+    parsing[0] = 1.0
+    parsing[:, 150:170, 120:140] = 0.0
+    parsing[CLASS_INDEX["lower_lip"], 150:170, 120:140] = 1.0
+    identity = Alignment(np.array([[1.0, 0, 0], [0, 1.0, 0]]))
+    return FaceAnalysis(
+        1, identity, parsing, np.zeros((256, 256), np.float32), np.zeros((68, 2)), np.eye(3),
+        mesh=mesh,
+    )  # fmt: skip
+
+
+def test_carried_maps_follow_the_mesh_where_it_moves_and_stay_elsewhere():
+    """The mouth opening: mesh points on the lower lip move 6 pixels down, the rest stay;
+    the lip follows them, and maps far from the moving points do not move."""
+    from arfx.model import carry_to
+
+    rng = np.random.default_rng(0)
+    mesh = rng.uniform(20, 236, (478, 2))
+    far = np.abs(mesh - [130, 160]).max(axis=1) > 30
+    mesh = mesh[far][:442]  # points away from the lip, which stay
+    grid = np.stack(np.meshgrid(np.linspace(118, 142, 6), np.linspace(148, 172, 6)), -1)
+    mesh = np.concatenate([grid.reshape(36, 2), mesh])  # the lip's own points, 5 px apart
+    on_lip = np.arange(478) < 36
+    analysis = _blob_analysis(mesh)
+    opened = mesh.copy()
+    opened[on_lip, 1] += 6.0
+    moved = carry_to(analysis, analysis.alignment, opened)
+    lip = moved.parsing[6]
+    ys, xs = np.nonzero(lip > 0.5)
+    assert moved.carried and 4.0 < ys.mean() - 159.5 < 7.0 and abs(xs.mean() - 129.5) < 1.0
+    np.testing.assert_allclose(moved.parsing[:, :100], analysis.parsing[:, :100], atol=1e-6)
+    np.testing.assert_allclose(moved.mesh, opened)
+    still = carry_to(analysis, analysis.alignment, mesh)  # rigid: the maps as they were
+    np.testing.assert_array_equal(still.parsing, analysis.parsing)
+    np.testing.assert_allclose(still.parsing.sum(axis=0), 1.0, atol=1e-5)
+    np.testing.assert_allclose(moved.parsing.sum(axis=0), 1.0, atol=1e-5)  # still a softmax

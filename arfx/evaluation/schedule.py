@@ -188,7 +188,7 @@ def _masks(
                     lag_masks.append(masks[-1])  # no face, or a new one: it waits for its maps
                     lag_carried.append(False)
                     continue
-                moved = carry_to(then, align_mesh(faces[0].landmarks))
+                moved = carry_to(then, align_mesh(faces[0].landmarks), faces[0].landmarks)
                 lag_masks.append(packed([moved], image.shape))
                 lag_carried.append(True)
             step()

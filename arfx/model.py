@@ -342,6 +342,9 @@ class FaceAnalyzer:
         self.schedule = schedule or ModelSchedule()
         self.schedule.validate()
         self._previous: dict[int, FaceAnalysis] = {}
+        # The last run's analyses (as remembered): what carried frames move, each from the
+        # run itself, so a chain of them resamples the maps once, not once per frame.
+        self._last_run: dict[int, FaceAnalysis] = {}
         # What each face looked like when the model last ran: crop-space lip points and
         # the lower face's grey thumbnail, by face id.
         self._at_run: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -349,12 +352,15 @@ class FaceAnalyzer:
 
     def reset(self) -> None:
         self._previous = {}
+        self._last_run = {}
         self._at_run = {}
         self._carried = 0
 
     def remember(self, analyses: Sequence[FaceAnalysis]) -> None:
         """Use ``analyses`` (e.g. temporally blended ones) as the next frame's context."""
         self._previous = {a.face_id: a for a in analyses}
+        if not any(a.carried for a in analyses):
+            self._last_run = dict(self._previous)
 
     def analyze(self, image: np.ndarray, faces: Sequence[Any]) -> list[FaceAnalysis]:
         """Analyse ``faces`` (tracked, with ``id`` and mesh ``landmarks``) in an RGB frame."""
@@ -375,6 +381,7 @@ class FaceAnalyzer:
                 for face, alignment in zip(faces, alignments, strict=True)
             }
         self._previous = {a.face_id: a for a in analyses}
+        self._last_run = dict(self._previous)
         return analyses
 
     def _carry(
@@ -387,7 +394,7 @@ class FaceAnalyzer:
             return None
         carried = []
         for face, alignment in zip(faces, alignments, strict=True):
-            previous = self._previous.get(face.id)
+            previous = self._last_run.get(face.id)
             then = self._at_run.get(face.id)
             if previous is None or then is None:
                 return None

@@ -418,10 +418,14 @@ def _moved(rgb: np.ndarray, faces, shift: tuple[float, float]):
     return image, [replace(face, landmarks=face.landmarks + offset) for face in faces]
 
 
+# MediaPipe's mesh vertices along both eyebrows
+MESH_BROWS = [70, 63, 105, 66, 107, 55, 65, 52, 53, 46, 300, 293, 334, 296, 336, 285, 295, 282]
+
+
 def test_schedule_carries_the_maps_with_the_face_between_runs(face_model, obama):
     rgb, faces = obama
     spy = _Spy(face_model)
-    schedule = ModelSchedule(interval=3, warm_start=False)
+    schedule = ModelSchedule(interval=4, warm_start=False)
     analyzer = FaceAnalyzer(spy, schedule=schedule)  # type: ignore[arg-type]
     (first,) = analyzer.analyze(rgb, faces)
     moved_rgb, moved_faces = _moved(rgb, faces, (6.0, -4.0))
@@ -432,9 +436,16 @@ def test_schedule_carries_the_maps_with_the_face_between_runs(face_model, obama)
     np.testing.assert_allclose(second.alignment.matrix, align_mesh(moved_faces[0].landmarks).matrix)
     np.testing.assert_allclose(second.landmarks68, first.landmarks68 + (6.0, -4.0), atol=1e-3)
     np.testing.assert_allclose(second.rotation, first.rotation, atol=1e-6)
+    # the brows rise 2 pixels (the mouth stays, so the maps are carried, warped there)...
+    raised = moved_faces[0].landmarks.copy()
+    raised[MESH_BROWS, 1] -= 2.0
+    (warped,) = analyzer.analyze(moved_rgb, [replace(moved_faces[0], landmarks=raised)])
+    assert warped.carried and not np.array_equal(warped.parsing, first.parsing)
+    # ... and fall back: carried from the run itself, not from the warped frame before
     (third,) = analyzer.analyze(moved_rgb, moved_faces)
+    assert third.carried and third.parsing is first.parsing
     (fourth,) = analyzer.analyze(moved_rgb, moved_faces)
-    assert third.carried and not fourth.carried and len(spy.images) == 2  # one run in three
+    assert not fourth.carried and len(spy.images) == 2  # the interval is over
     # a face the model has not seen yet is analysed at once
     newcomer = [replace(moved_faces[0], id=moved_faces[0].id + 1)]
     (fifth,) = analyzer.analyze(moved_rgb, newcomer)

@@ -173,3 +173,20 @@ def test_carried_maps_follow_the_mesh_where_it_moves_and_stay_elsewhere():
     np.testing.assert_array_equal(still.parsing, analysis.parsing)
     np.testing.assert_allclose(still.parsing.sum(axis=0), 1.0, atol=1e-5)
     np.testing.assert_allclose(moved.parsing.sum(axis=0), 1.0, atol=1e-5)  # still a softmax
+
+
+def test_maps_warped_past_the_crop_edge_take_the_edge_values():
+    """Mesh points at the crop's corner moving in: the pixels there sample from outside the
+    crop, which repeats its edge (not zeros, which would be no class at all)."""
+    from arfx.model import carry_to
+
+    grid = np.stack(np.meshgrid(np.linspace(0, 24, 6), np.linspace(0, 24, 6)), -1).reshape(36, 2)
+    rest = np.random.default_rng(1).uniform(80, 250, (478 - 36, 2))
+    mesh = np.concatenate([grid, rest])
+    analysis = _blob_analysis(mesh)
+    moved_mesh = mesh.copy()
+    moved_mesh[:36] += 8.0
+    moved = carry_to(analysis, analysis.alignment, moved_mesh)
+    np.testing.assert_allclose(moved.mesh, moved_mesh)
+    np.testing.assert_allclose(moved.parsing.sum(axis=0), 1.0, atol=1e-5)
+    np.testing.assert_allclose(moved.parsing[0, :20, :20], 1.0, atol=1e-5)  # as at the edge

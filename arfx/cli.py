@@ -79,7 +79,9 @@ def _codec_options(parser: argparse.ArgumentParser, *, decodes: bool = True) -> 
     )
 
 
-def _cost_options(parser: argparse.ArgumentParser, *, live: bool = False) -> None:
+def _cost_options(
+    parser: argparse.ArgumentParser, *, live: bool = False, bench: bool = False
+) -> None:
     """The options that trade what is tracked and how often for speed."""
     parser.add_argument("--max-faces", type=int, default=4, help="most faces tracked (1-8)")
     parser.add_argument(
@@ -109,11 +111,12 @@ def _cost_options(parser: argparse.ArgumentParser, *, live: bool = False) -> Non
         )
         parser.add_argument(
             "--live-model",
-            choices=("inline", "behind"),
+            choices=("inline", "behind", "both") if bench else ("inline", "behind"),
             default="inline",
             help="behind: run the face model beside the live stream on the newest frame and "
             "composite each frame with its newest finished masks, moved with the face: less "
-            "latency; a moving mouth or a hand shows one model run later (default inline)",
+            "latency; a moving mouth or a hand shows one model run later (default inline)"
+            + ("; both: time live latency inline, then behind" if bench else ""),
         )
 
 
@@ -410,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     throughput.add_argument(
         "--size", type=_frame_size, help="resize frames to WxH first, e.g. 1280x720"
     )
-    _cost_options(throughput, live=True)
+    _cost_options(throughput, live=True, bench=True)
     _codec_options(throughput)
     throughput.add_argument(
         "--live-frames", type=int, default=300, help="frames of the live test (0: skip it)"
@@ -922,11 +925,12 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
             model_path=args.model,
             model_schedule=ModelSchedule(interval=args.model_interval),
             live_overlap=args.live_overlap,
-            live_model=args.live_model,
+            live_model="inline" if args.live_model == "both" else args.live_model,
             encoder=args.encoder,
             decoder=args.decoder,
         ),
         size=args.size,
+        live_behind=args.live_model == "both",
         progress=lambda text: print(f"arfx bench pipeline: {text}", file=sys.stderr, flush=True),
     )
     print(pipeline_table(report))

@@ -157,6 +157,10 @@ class PipelineReport:
     """``render_parallel`` on the whole file (``workers`` > 0): its fps, frames, chunks,
     workers and ratio to the plain decode-and-encode."""
     live: dict[str, float] = field(default_factory=dict)
+    live_model: str = "inline"
+    """Where ``live``'s face model ran (``SessionOptions.live_model``)."""
+    live_behind: dict[str, float] = field(default_factory=dict)
+    """With ``live_behind``: the live run again right after, the model behind the stream."""
     memory: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -314,9 +318,12 @@ def bench_pipeline(
     options: SessionOptions | None = None,
     size: tuple[int, int] | None = None,
     progress: Any = None,
+    live_behind: bool = False,
 ) -> PipelineReport:
     """Run every measurement of the module text on ``video`` (resized to ``size``), each
-    with a session opened with ``options`` (its ``pipelined`` set per measurement)."""
+    with a session opened with ``options`` (its ``pipelined`` set per measurement).
+    ``live_behind``: time live latency a second time, right after the first, with the face
+    model behind the stream, so the two compare within one run."""
     say = progress or (lambda text: None)
     options = options or SessionOptions()
     with VideoFileSource(video, decoder=options.decoder) as probe:
@@ -365,6 +372,11 @@ def bench_pipeline(
         if live_frames:
             say("live")
             report.live = live_latency(video, effects, live_frames, **common)
+            report.live_model = options.live_model
+            if live_behind:
+                say("live, the model behind the stream")
+                behind = {**common, "options": replace(options, live_model="behind")}
+                report.live_behind = live_latency(video, effects, live_frames, **behind)
         if memory_frames:
             say(f"memory over {memory_frames} frames")
             report.memory = memory_growth(
@@ -406,13 +418,15 @@ def pipeline_table(report: PipelineReport) -> str:
             f"{par['ratio']:.3f}x plain   (whole file: {par['frames']:.0f} frames in "
             f"{par['chunks']:.0f} chunks)"
         )
-    if report.live:
-        live = report.live
-        lines.append(
-            f"live latency          median {live['median_ms']:.0f} ms, p95 "
-            f"{live['p95_ms']:.0f} ms ({live['delivered']:.0f} delivered, "
-            f"{live['dropped']:.0f} dropped)"
-        )
+    for label, live in (
+        (f"live latency ({report.live_model})", report.live),
+        ("live latency (behind)", report.live_behind),
+    ):
+        if live:
+            lines.append(
+                f"{label:<21} median {live['median_ms']:.0f} ms, p95 {live['p95_ms']:.0f} ms "
+                f"({live['delivered']:.0f} delivered, {live['dropped']:.0f} dropped)"
+            )
     memory = report.memory
     growth = [key for key in memory if key.startswith("rss_mb_at_")]
     if growth:

@@ -44,12 +44,13 @@ def test_bench_pipeline_command(tmp_path: Path, video_path, capsys) -> None:
             "--effect", "lipstick", "--frames", "12", "--live-frames", "20",
             "--memory-frames", "30", "--memory-warmup", "10", "--json", str(out),
             "--max-faces", "1", "--max-hands", "1", "--model-interval", "2",
-            "--encoder", "libx264", "--decoder", "software",
+            "--encoder", "libx264", "--decoder", "software", "--live-model", "both",
         ]
     )  # fmt: skip
     assert code == 0
     printed = capsys.readouterr().out
-    for text in ("plain decode+encode", "render (pipelined)", "live latency", "growth"):
+    for text in ("plain decode+encode", "render (pipelined)", "growth", "live latency (inline)",
+                 "live latency (behind)"):  # fmt: skip
         assert text in printed
     assert "model interval 2, max faces 1, max hands 1, encoder libx264, decoding software" in (
         printed
@@ -59,6 +60,8 @@ def test_bench_pipeline_command(tmp_path: Path, video_path, capsys) -> None:
     assert {"decode", "track", "model", "composite", "encode"} <= stages
     assert report["plain_fps"] > 0 and report["render_fps"] > 0 and report["ratio"] > 0
     assert report["live"]["delivered"] + report["live"]["dropped"] == 20
+    assert report["live_model"] == "inline"
+    assert report["live_behind"]["delivered"] + report["live_behind"]["dropped"] == 20
     assert (report["model_interval"], report["max_faces"], report["max_hands"]) == (2, 1, 1)
     assert (report["encoder"], report["decoder"]) == ("libx264", "software")
     assert "rss_mb_at_10" in report["memory"] and "rss_mb_at_30" in report["memory"]

@@ -33,7 +33,7 @@ from .errors import ArfxError
 from .faceparts import CLASS_INDEX, MODEL_MASKS, PARSING_CLASSES
 from .inference import provider_entries, select_providers
 from .masks import LIPS_OUTER_LOWER, LIPS_OUTER_UPPER, mesh_mask
-from .points68 import fit_for
+from .points68 import PointsFit, fit_for
 from .resources import PACKAGE_DIR
 
 log = logging.getLogger("arfx")
@@ -147,6 +147,9 @@ class FaceModel:
             )
         self._check_signature()
         self.crop_border = self._crop_border()
+        # The mesh refinement of this file's 68 points (``arfx.points68``), found once per
+        # model file: every analyzer on this model shares it.
+        self.points_fit: PointsFit | None = fit_for(self.path)
         self._on_gpu = self.providers[0] != "CPUExecutionProvider"
 
     def _open(self, requested: list[str]) -> tuple[Any, list[str]]:
@@ -318,8 +321,9 @@ class FaceAnalyzer:
     ``reset()`` forgets it (a scene cut). ``lip_prior=False`` leaves the mesh lip polygons
     out of the context (channel 3 all zeros): an evaluation of what the model finds in the
     image alone, not a setting for effects. ``mesh_points`` refines the network's 68 points
-    with the tracker's mesh through the fit made for this model file (``arfx.points68``;
-    ``points_fit`` is that fit, or None where there is none or it is off).
+    with the tracker's mesh through the fit made for this model file (``FaceModel
+    .points_fit``, ``arfx.points68``; ``points_fit`` here is None where there is none or
+    it is off).
 
     With a ``schedule`` interval above 1 the model runs on one frame in ``interval`` and
     the frames between *carry* its maps: they live in the face's crop, which the tracker
@@ -338,7 +342,7 @@ class FaceAnalyzer:
     ) -> None:
         self.model = model
         self.lip_prior = lip_prior
-        self.points_fit = fit_for(getattr(model, "path", None)) if mesh_points else None
+        self.points_fit = model.points_fit if mesh_points else None
         self.schedule = schedule or ModelSchedule()
         self.schedule.validate()
         self._previous: dict[int, FaceAnalysis] = {}
@@ -450,26 +454,28 @@ class FaceAnalyzer:
     ) -> list[FaceAnalysis]:
         """One batch through the model, its outputs mapped back to the frame."""
         outputs = self.model.infer(crops, context)
-        return [
-            FaceAnalysis(
-                face_id=face.id,
-                alignment=alignment,
-                parsing=outputs["parsing"][i],
-                occlusion=outputs["occlusion"][i, 0],
-                landmarks68=alignment.to_frame(
-                    self._points68(face, alignment, outputs["landmarks"][i])
-                ),
-                rotation=rotation_to_frame(outputs["rotation"][i], alignment),
-                mesh=alignment.to_crop(face.landmarks),
+        analyses = []
+        for i, (face, alignment) in enumerate(zip(faces, alignments, strict=True)):
+            mesh = alignment.to_crop(face.landmarks)
+            analyses.append(
+                FaceAnalysis(
+                    face_id=face.id,
+                    alignment=alignment,
+                    parsing=outputs["parsing"][i],
+                    occlusion=outputs["occlusion"][i, 0],
+                    landmarks68=alignment.to_frame(self._points68(mesh, outputs["landmarks"][i])),
+                    rotation=rotation_to_frame(outputs["rotation"][i], alignment),
+                    mesh=mesh,
+                )
             )
-            for i, (face, alignment) in enumerate(zip(faces, alignments, strict=True))
-        ]
+        return analyses
 
-    def _points68(self, face: Any, alignment: Alignment, network: np.ndarray) -> np.ndarray:
-        """A face's 68 points in crop pixels: the network's, refined with the mesh."""
+    def _points68(self, mesh: np.ndarray, network: np.ndarray) -> np.ndarray:
+        """A face's 68 points in crop pixels: the network's, refined with its crop-space
+        ``mesh``."""
         if self.points_fit is None:
             return network
-        return self.points_fit.apply(alignment.to_crop(face.landmarks), network)
+        return self.points_fit.apply(mesh, network)
 
     def _warm_start(
         self,

@@ -40,7 +40,7 @@ class _Gated:
 
     def __init__(self, model: FaceModel) -> None:
         self.model = model
-        self.path = model.path
+        self.points_fit = model.points_fit
         self.crop_border = model.crop_border
         self.gate = threading.Event()
         self.gate.set()

@@ -317,7 +317,7 @@ class _Spy:
 
     def __init__(self, model: FaceModel) -> None:
         self.model = model
-        self.path = model.path  # so the analyzer finds the model's points fit
+        self.points_fit = model.points_fit  # the model file's 68-point refinement
         self.crop_border = model.crop_border
         self.images: list[np.ndarray] = []
         self.contexts: list[np.ndarray] = []

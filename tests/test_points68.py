@@ -98,9 +98,10 @@ def test_the_shipped_fit_belongs_to_the_shipped_model():
         pytest.skip("no shipped model")
     fit = fit_for(DEFAULT_MODEL)
     assert fit is not None, f"{fit_path(DEFAULT_MODEL)} missing or made for another model"
-    assert FaceAnalyzer(FaceModel(DEFAULT_MODEL, device="cpu")).points_fit is not None
-    off = FaceAnalyzer(FaceModel(DEFAULT_MODEL, device="cpu"), mesh_points=False)
-    assert off.points_fit is None
+    model = FaceModel(DEFAULT_MODEL, device="cpu")
+    assert model.points_fit is not None
+    assert FaceAnalyzer(model).points_fit is model.points_fit  # found once, shared
+    assert FaceAnalyzer(model, mesh_points=False).points_fit is None
 
 
 def test_the_fit_command_writes_a_fit_for_the_model(tmp_path, capsys):

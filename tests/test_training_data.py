@@ -70,6 +70,24 @@ def cache(tmp_path_factory):
     return out
 
 
+def test_index_records_hair_and_hat_shares_of_the_labels(cache):
+    from PIL import Image
+
+    from arfx.training.dataset import hard_hair, load_index
+
+    root = require(data_root())
+    _, entries = load_index(cache)
+    photos = [e for e in entries if e["kind"] == "celebamask"]
+    assert len(photos) == 4
+    for entry in photos:
+        with Image.open(root / "parsing" / "celebamask" / "masks" / f"{entry['name']}.png") as im:
+            palette = np.asarray(im)
+        assert entry["hair_share"] == pytest.approx(np.mean(palette == 13), abs=1e-5)
+        assert entry["hat_share"] == pytest.approx(np.mean(palette == 14), abs=1e-5)
+        assert hard_hair(entry) == (entry["hat_share"] > 0.005 or entry["hair_share"] < 0.03)
+    assert not any(hard_hair(e) for e in entries if e["kind"] != "celebamask")
+
+
 def _plain_alignment(raw: dict[str, np.ndarray]) -> Alignment:
     """The un-augmented crop of a cached item, computed here from its points (not by the
     dataset code under test): from the mesh where one was found, else the 68 points."""

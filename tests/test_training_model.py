@@ -258,6 +258,24 @@ def test_mixed_batches_are_deterministic_and_resumable():
     assert sorted(seen) == list(range(10))
 
 
+def test_hard_items_repeat_within_each_epoch():
+    from arfx.training.train import MixedBatches, item_repeats
+
+    entries = [{"kind": "celebamask", "hat_share": 0.0, "hair_share": 0.2} for _ in range(6)]
+    entries[1]["hat_share"] = 0.1  # a cap
+    entries[4]["hair_share"] = 0.001  # a bald head
+    entries += [{"kind": "udacity"}, {"kind": "udacity"}]
+    repeats = item_repeats(entries, 3)
+    assert repeats == [1, 3, 1, 1, 3, 1, 1, 1]
+    kinds = [e["kind"] for e in entries]
+    sampler = MixedBatches(kinds, {"celebamask": 2, "udacity": 1}, seed=0, repeats=repeats)
+    # One epoch of photos is 6 + 2 * 2 = 10 draws: 5 batches of two.
+    drawn = [i for s in range(5) for i, _ in sampler.batch(s)[:2]]
+    assert sorted(drawn) == [0, 1, 1, 1, 2, 3, 4, 4, 4, 5]
+    with pytest.raises(SystemExit, match="--hard-hair"):
+        item_repeats(entries, 0)
+
+
 def test_export_round_trip(tmp_path):
     pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")

@@ -95,6 +95,20 @@ def _index_path(cache_dir: Path | str) -> Path:
     )
 
 
+HARD_HAIR_HAT = 0.005
+"""Share of a CelebAMask label image that is hat, from which the image counts as hard hair."""
+HARD_HAIR_LITTLE = 0.03
+"""Share of hair below which a CelebAMask image counts as hard hair (bald, shaved, covered)."""
+
+
+def hard_hair(entry: dict) -> bool:
+    """A labelled photo with a hat or little hair: where the model took caps, bald heads and
+    the wall behind them for hair (stop 24). Needs the index's label shares (``prepare``)."""
+    if entry["kind"] != "celebamask" or "hat_share" not in entry:
+        return False
+    return entry["hat_share"] > HARD_HAIR_HAT or entry["hair_share"] < HARD_HAIR_LITTLE
+
+
 def load_index(cache_dir: Path | str) -> tuple[Path, list[dict]]:
     """(cache folder, item entries) of a prepared cache (the folder or its parent)."""
     path = _index_path(cache_dir)

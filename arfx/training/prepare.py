@@ -198,10 +198,11 @@ def _celebamask(root: Path, out: Path, limit: int | None, tracker: _Tracker, rep
     entries = []
     for stem, split in todo:
         path = out / "celebamask" / f"{stem}.npz"
+        palette = _read_palette(folder / "masks" / f"{stem}.png")
         if not path.exists():
             image_path = folder / "images" / f"{stem}.jpg"
             rgb = _read_rgb(image_path)
-            labels = CELEBAMASK_TO_ARFX[_read_palette(folder / "masks" / f"{stem}.png")]
+            labels = CELEBAMASK_TO_ARFX[palette]
             if labels.shape != rgb.shape[:2]:
                 labels = cv2.resize(labels, rgb.shape[1::-1], interpolation=cv2.INTER_NEAREST)
             arrays = {
@@ -213,8 +214,22 @@ def _celebamask(root: Path, out: Path, limit: int | None, tracker: _Tracker, rep
                 arrays["mesh"], arrays["rotation"] = tracked
             _save(path, arrays)
             report.new += 1
-        entries.append(_entry("celebamask", stem, split, path))
+        entry = _entry("celebamask", stem, split, path)
+        entry.update(_label_shares(palette))
+        entries.append(entry)
     return entries
+
+
+CELEBAMASK_HAIR, CELEBAMASK_HAT = 13, 14
+
+
+def _label_shares(palette: np.ndarray) -> dict[str, float]:
+    """Shares of a CelebAMask label image that are hair and hat. Hats become background in
+    arfx's classes, so the index keeps them for the trainer's ``--hard-hair`` sampling."""
+    return {
+        "hair_share": round(float(np.mean(palette == CELEBAMASK_HAIR)), 5),
+        "hat_share": round(float(np.mean(palette == CELEBAMASK_HAT)), 5),
+    }
 
 
 def _read_udacity(root: Path) -> dict[str, np.ndarray]:

@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from ..alignment import CROP_BORDERS
 from ..faceparts import CLASS_INDEX, IBUG_EYE_OUTER
 from .augment import AugmentConfig
-from .dataset import FaceSamples
+from .dataset import FaceSamples, hard_hair
 from .losses import IGNORE, LossWeights, geodesic, median_frequency_weights, multitask_loss
 from .model import FaceNet, FaceNetConfig, build, count_parameters
 
@@ -72,10 +72,22 @@ class MixedBatches(Sampler):
 
     Each data set is walked in its own reshuffled epochs: position p of kind k is item
     perm_k(p // n_k)[p % n_k].
+    ``repeats[i]`` (default 1) puts item i that many times into each epoch of its data set:
+    oversampling of rare, hard cases (``--hard-hair``).
     """
 
-    def __init__(self, kinds: list[str], mix: dict[str, int], seed: int, start: int = 0):
-        self.groups = {k: [i for i, x in enumerate(kinds) if x == k] for k in mix}
+    def __init__(
+        self,
+        kinds: list[str],
+        mix: dict[str, int],
+        seed: int,
+        start: int = 0,
+        repeats: list[int] | None = None,
+    ):
+        counts = repeats if repeats is not None else [1] * len(kinds)
+        self.groups = {
+            k: [i for i, x in enumerate(kinds) if x == k for _ in range(counts[i])] for k in mix
+        }
         self.mix = {k: n for k, n in mix.items() if n > 0 and self.groups[k]}
         self.seed, self.start = seed, start
         self._perms: dict[tuple[str, int], np.ndarray] = {}
@@ -106,6 +118,13 @@ class MixedBatches(Sampler):
 
     def __len__(self) -> int:  # DataLoader asks; the stream is endless
         return 2**31
+
+
+def item_repeats(entries: list[dict], hard_hair_repeats: int) -> list[int]:
+    """How often each item appears per epoch of its data set."""
+    if hard_hair_repeats < 1:
+        raise SystemExit(f"--hard-hair must be at least 1, not {hard_hair_repeats}")
+    return [hard_hair_repeats if hard_hair(e) else 1 for e in entries]
 
 
 def _worker_init(_: int) -> None:
@@ -377,6 +396,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="what crops show past the frame's edge in training, validation and (through the "
         "exported model's metadata) at run time: the edge repeated (default, v1) or mirrored",
     )
+    p.add_argument(
+        "--hard-hair",
+        type=int,
+        default=1,
+        help="CelebAMask photos with a hat or little hair (bald, shaved) appear this many "
+        "times per epoch (default 1: as often as the others)",
+    )
     p.add_argument("--batch", type=int, default=12)
     p.add_argument("--mix", default="6,3,3", help="celebamask,udacity,video per batch")
     p.add_argument("--lr", type=float, default=3e-3, help="peak AdamW learning rate")
@@ -500,7 +526,13 @@ def main(argv: list[str] | None = None) -> None:
         np.random.set_state(resume["numpy_rng"])
         random.setstate(resume["python_rng"])
 
-    sampler = MixedBatches(train_set.kinds, mix, args.seed, start=step)
+    repeats = item_repeats(train_set.items, args.hard_hair)
+    if args.hard_hair > 1 and not any(r > 1 for r in repeats):
+        raise SystemExit(
+            "--hard-hair: the cache's index has no hat or hair shares; run "
+            "`python -m arfx.training.prepare` again to add them"
+        )
+    sampler = MixedBatches(train_set.kinds, mix, args.seed, start=step, repeats=repeats)
     loader = _loader(
         EpochSamples(train_set),
         batch_sampler=sampler,
@@ -512,6 +544,7 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"FaceNet {asdict(config)}: {count_parameters(net) / 1e6:.2f}M params; "
         f"train {available}, val {len(val_set)}; batch {mix}; "
+        f"hard hair {sum(r > 1 for r in repeats)} photos x{args.hard_hair}; "
         f"class weights {np.round(class_weights.numpy(), 2).tolist()}; "
         f"loss weights {asdict(loss_weights)}; augment {asdict(augment)}; "
         f"border labels {args.border_labels}; crop border {args.crop_border}; "

@@ -261,6 +261,32 @@ def test_frame_cut_crosses_the_hair_above_the_eyes(cache):
     assert frame_cut_row(empty, None, None, np.full((68, 2), 40.0), np.random.default_rng(0)) == 0
 
 
+def test_previous_hole_takes_hair_from_the_context_just_below_the_cut(cache):
+    """previous_hole: a cut sample's fake previous hair mask loses a band right below the
+    cut, where the labels still say hair, and nothing anywhere else."""
+    hair = CLASS_INDEX["hair"]
+    still = replace(STILL, flip=0.0, frame_cut=1.0, context_zero=0.0)
+    kwargs = {"augment": True, "seed": 0, "crop_border": "reflect"}
+    checked = 0
+    for i in range(len(FaceSamples(cache, "all", config=still, **kwargs))):
+        cut = FaceSamples(cache, "all", config=still, **kwargs)
+        if cut.kind(i) != "celebamask":
+            continue
+        holed = FaceSamples(cache, "all", config=replace(still, previous_hole=1.0), **kwargs)
+        a, b = cut[i], holed[i]
+        lost = (a["context"][1] > 0.5) & (b["context"][1] < 0.5)
+        assert lost.sum() > 100
+        assert np.all(b["context"][1] <= a["context"][1] + 1e-6)  # only ever removes hair
+        np.testing.assert_array_equal(b["context"][[0, 2, 3]], a["context"][[0, 2, 3]])
+        np.testing.assert_array_equal(b["parsing"], a["parsing"])  # the labels keep the hair
+        assert np.mean(b["parsing"][lost] == hair) > 0.5  # the fake mask is shifted, grown
+        known = np.flatnonzero((b["parsing"] != IGNORE).any(axis=1))
+        rows = np.flatnonzero(lost.any(axis=1))
+        assert rows[0] <= known[0] + 3  # the band starts at the cut
+        checked += 1
+    assert checked
+
+
 def test_train_augmentation_varies(cache):
     samples = FaceSamples(cache, "train", augment=True, seed=0)
     first, second = samples[0], samples[0]

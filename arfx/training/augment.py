@@ -81,6 +81,13 @@ class AugmentConfig:
     mirrored or repeated), its labels unknown. CelebAMask's images often end in the hair,
     but always at one height; v5's and v8's recipes lost hair where WolfgangLanger's frame
     edge crosses the crown, and v10 (this at 0.3) did not (docs/face-model-v10-experiment)."""
+    previous_hole: float = 0.0
+    """Chance, for a sample ``frame_cut`` cut, that its fake previous hair mask misses a band
+    of hair right below the cut (5-25% of the crop's height), as a model's own mask with a
+    hole at a frame's top edge would feed it back in a stream. Labels below the cut are
+    known, so the network learns to take that hair from the picture rather than copy the
+    hole: fine-tunes from v10 (v11, v12, v13) kept missing 15-25% of WolfgangLanger's
+    top-edge hair in a stream, and only there."""
     mesh_context: float = 0.0
     """Chance that a 68-point face without parsing labels (udacity) gets a fake previous frame
     from its mesh (the face oval, no hair, the lips polygons), as video frames do. Without it

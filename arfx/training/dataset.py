@@ -251,6 +251,7 @@ class FaceSamples:
         if "hair" in data:
             hair = _decode(data["hair"], cv2.IMREAD_UNCHANGED).astype(np.float32) / 255.0
         known = np.ones((height, width), np.uint8)
+        cut = 0
         # Only drawn when enabled, so recipes without it keep their random sequence.
         if rng is not None and config.frame_cut and rng.random() < config.frame_cut:
             cut = frame_cut_row(labels, hair, mesh, points68, rng)
@@ -387,6 +388,8 @@ class FaceSamples:
             context[:3] = fake_previous(
                 previous, rng, shift=config.previous_shift, grow=config.previous_grow
             )
+            if cut and config.previous_hole and rng.random() < config.previous_hole:
+                context[1] *= 1.0 - _band_below(cut, warp, (height, width), size, rng)
         if rng is not None and prior.any():
             # Only drawn when enabled, so recipes without them keep their random sequence.
             if config.prior_zero and rng.random() < config.prior_zero:
@@ -452,6 +455,18 @@ def _ocular(landmarks: np.ndarray) -> float:
 FRAME_CUT_RANGE = (0.1, 0.6)
 """Where ``AugmentConfig.frame_cut`` cuts: between these fractions of the way from the
 hair's top row down to the eyes."""
+
+
+def _band_below(
+    cut: int, warp: np.ndarray, shape: tuple[int, int], size: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Crop-space 0/1 mask of a band of frame rows starting at ``cut``, 5-25% of the crop's
+    height tall (``AugmentConfig.previous_hole``)."""
+    crop_pixels = np.sqrt(abs(np.linalg.det(warp[:, :2])))  # crop pixels per frame pixel
+    rows = int(round(rng.uniform(0.05, 0.25) * size / crop_pixels))
+    band = np.zeros(shape, np.uint8)
+    band[cut : cut + max(rows, 1)] = 1
+    return cv2.warpAffine(band, warp, (size, size), flags=cv2.INTER_NEAREST).astype(np.float32)
 
 
 def frame_cut_row(

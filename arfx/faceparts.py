@@ -45,6 +45,8 @@ for _celeb, _name in {
     13: "hair",
 }.items():
     CELEBAMASK_TO_ARFX[_celeb] = CLASS_INDEX[_name]
+CELEBAMASK_HAIR, CELEBAMASK_HAT = 13, 14
+"""CelebAMask label ids of hair and of hats (which arfx's classes count as background)."""
 
 # Named masks the model provides to effects, as unions of parsing classes.
 MODEL_MASKS: dict[str, tuple[str, ...]] = {

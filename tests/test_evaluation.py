@@ -224,6 +224,34 @@ def test_methods_side_by_side(side_by_side, celebamask):
     assert alone.faces_found == report.faces_found
 
 
+def test_hats_called_hair_are_counted_on_images_with_a_hat(celebamask, model_onnx, tmp_path):
+    """The share of a labelled hat a method calls hair: scored only where a hat is labelled,
+    only for methods with a hair mask, and shown in the table and the JSON."""
+    from arfx.faceparts import CELEBAMASK_HAT
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    with_hat = without_hat = None
+    for image, mask in load_celebamask(celebamask, split="val"):
+        has_hat = bool(np.any(_read_labels(mask) == CELEBAMASK_HAT))
+        if has_hat and with_hat is None:
+            with_hat = (image, mask)
+        elif not has_hat and without_hat is None:
+            without_hat = (image, mask)
+    assert with_hat and without_hat
+    for image, mask in (with_hat, without_hat):
+        shutil.copy(image, tmp_path / "images" / image.name)
+        shutil.copy(mask, tmp_path / "masks" / mask.name)
+    report = evaluate_parsing(tmp_path, methods=("model", "mesh"), model_path=model_onnx)
+    hats = report.methods["model"].hats
+    assert hats is not None and hats.images == 1
+    assert 0.0 <= hats.called_hair <= 1.0
+    assert hats.called_hair == pytest.approx(hats.called_hair_aggregate)  # one image
+    assert report.methods["mesh"].hats is None  # no hair mask, nothing to say
+    assert "hat called hair" in report.table()
+    assert ParsingReport.from_json(json.loads(json.dumps(report.to_json()))) == report
+
+
 def test_side_by_side_table_and_json(side_by_side, tmp_path):
     report = side_by_side
     table = report.table()

@@ -73,7 +73,7 @@ def cache(tmp_path_factory):
 def test_index_records_hair_and_hat_shares_of_the_labels(cache):
     from PIL import Image
 
-    from arfx.training.dataset import hard_hair, load_index
+    from arfx.training.dataset import hair_cases, load_index
 
     root = require(data_root())
     _, entries = load_index(cache)
@@ -84,8 +84,10 @@ def test_index_records_hair_and_hat_shares_of_the_labels(cache):
             palette = np.asarray(im)
         assert entry["hair_share"] == pytest.approx(np.mean(palette == 13), abs=1e-5)
         assert entry["hat_share"] == pytest.approx(np.mean(palette == 14), abs=1e-5)
-        assert hard_hair(entry) == (entry["hat_share"] > 0.005 or entry["hair_share"] < 0.03)
-    assert not any(hard_hair(e) for e in entries if e["kind"] != "celebamask")
+        expected = {"hat"} if entry["hat_share"] > 0.005 else set()
+        expected |= {"little_hair"} if entry["hair_share"] < 0.03 else set()
+        assert hair_cases(entry) == expected
+    assert not any(hair_cases(e) for e in entries if e["kind"] != "celebamask")
 
 
 def _plain_alignment(raw: dict[str, np.ndarray]) -> Alignment:

@@ -258,22 +258,26 @@ def test_mixed_batches_are_deterministic_and_resumable():
     assert sorted(seen) == list(range(10))
 
 
-def test_hard_items_repeat_within_each_epoch():
+def test_rare_hair_photos_repeat_within_each_epoch():
     from arfx.training.train import MixedBatches, item_repeats
 
     entries = [{"kind": "celebamask", "hat_share": 0.0, "hair_share": 0.2} for _ in range(6)]
     entries[1]["hat_share"] = 0.1  # a cap
     entries[4]["hair_share"] = 0.001  # a bald head
+    entries[5].update(hat_share=0.2, hair_share=0.0)  # a hat hiding all the hair
     entries += [{"kind": "udacity"}, {"kind": "udacity"}]
-    repeats = item_repeats(entries, 3)
-    assert repeats == [1, 3, 1, 1, 3, 1, 1, 1]
+    assert item_repeats(entries) == [1] * 8
+    assert item_repeats(entries, hats=3) == [1, 3, 1, 1, 1, 3, 1, 1]
+    assert item_repeats(entries, little_hair=2) == [1, 1, 1, 1, 2, 2, 1, 1]
+    repeats = item_repeats(entries, hats=3, little_hair=2)
+    assert repeats == [1, 3, 1, 1, 2, 3, 1, 1]
     kinds = [e["kind"] for e in entries]
     sampler = MixedBatches(kinds, {"celebamask": 2, "udacity": 1}, seed=0, repeats=repeats)
-    # One epoch of photos is 6 + 2 * 2 = 10 draws: 5 batches of two.
-    drawn = [i for s in range(5) for i, _ in sampler.batch(s)[:2]]
-    assert sorted(drawn) == [0, 1, 1, 1, 2, 3, 4, 4, 4, 5]
-    with pytest.raises(SystemExit, match="--hard-hair"):
-        item_repeats(entries, 0)
+    # One epoch of photos is 1 + 3 + 1 + 1 + 2 + 3 = 11 draws.
+    drawn = [i for s in range(6) for i, _ in sampler.batch(s)[:2]][:11]
+    assert sorted(drawn) == [0, 1, 1, 1, 2, 3, 4, 4, 5, 5, 5]
+    with pytest.raises(SystemExit, match="--hats"):
+        item_repeats(entries, hats=0)
 
 
 def test_export_round_trip(tmp_path):

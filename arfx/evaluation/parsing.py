@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import SourceError
-from ..faceparts import CELEBAMASK_TO_ARFX, CLASS_INDEX, MODEL_MASKS
+from ..faceparts import CELEBAMASK_HAT, CELEBAMASK_TO_ARFX, CLASS_INDEX, MODEL_MASKS
 from ..training.splits import CELEBAMASK_VAL, data_root, split_by_hash
 from .common import (
     IMAGE_SUFFIXES,
@@ -136,6 +136,18 @@ class OccluderScore:
 
 
 @dataclass
+class HatScore:
+    """How much of the hats a method calls hair: ``called_hair`` is the share of each
+    labelled hat's pixels in the method's hair mask (mean over images with a hat;
+    ``called_hair_aggregate`` pools the pixels). hair_color recolours what is called hair,
+    and CelebAMask labels hats apart from hair, so 0 is right."""
+
+    images: int
+    called_hair: float
+    called_hair_aggregate: float
+
+
+@dataclass
 class MethodResult:
     """One method's scores; ``status`` is "ok" or "unavailable: <why>" (then no scores)."""
 
@@ -147,6 +159,8 @@ class MethodResult:
     occluder: OccluderScore | None = None
     edge: ClassScore | None = None
     """With ``crown_cut``: hair IoU in the band of ``EDGE_BAND`` below the frame's top edge."""
+    hats: HatScore | None = None
+    """For methods with a hair mask: the hats they call hair."""
 
     @property
     def available(self) -> bool:
@@ -283,6 +297,17 @@ class ParsingReport:
                     has = m.occluder is not None and m.occluder.images > 0
                     row += _pair(*pick(m.occluder)) if has else _pair(None, None)
                 rows.append(row)
+        if any(m.hats is not None and m.hats.images for m in methods):
+            row = ["hat called hair"]
+            for m in methods:
+                hats = m.hats
+                has = hats is not None and hats.images > 0
+                row += (
+                    _pair(hats.called_hair, hats.called_hair_aggregate)
+                    if has
+                    else _pair(None, None)
+                )
+            rows.append(row)
         if self.crown_cut:
             row = ["hair at the edge"]
             for m in methods:
@@ -313,8 +338,10 @@ def _method_from_json(data: dict) -> MethodResult:
             **{**occluder, "lips_outside": ClassScore(**occluder["lips_outside"])}
         )
     edge = data.get("edge")
+    hats = data.get("hats")
     return MethodResult(
         edge=ClassScore(**edge) if edge else None,
+        hats=HatScore(**hats) if hats else None,
         name=str(data["name"]),
         status=str(data.get("status", "ok")),
         seconds=float(data.get("seconds", 0.0)),
@@ -588,6 +615,7 @@ def evaluate_parsing(
     tallies = {m: {n: _IouTally() for n in METHOD_CLASSES[m]} for m in runners}
     occluded = {m: (_FractionTally(), _FractionTally(), _IouTally()) for m in runners}
     edges = {m: _IouTally() for m in runners if "hair" in METHOD_CLASSES[m]}
+    hats = {m: _FractionTally() for m in runners if "hair" in METHOD_CLASSES[m]}
     faces_found = scored = skipped = 0
     tracking = 0.0
     start = time.perf_counter()
@@ -632,6 +660,8 @@ def evaluate_parsing(
                     tallies[name][n].add(predicted[n], truth[n])
                 if band and name in edges:
                     edges[name].add(predicted["hair"][:band], truth["hair"][:band])
+                if name in hats:
+                    hats[name].add(predicted["hair"], labels == CELEBAMASK_HAT)
                 if hidden is not None and "lips" in predicted:
                     covered, hidden_lips, outside = occluded[name]
                     lips = predicted["lips"]
@@ -645,6 +675,9 @@ def evaluate_parsing(
         results[name].scores = {n: t.score(n) for n, t in tallies[name].items()}
         if crown_cut and name in edges:
             results[name].edge = edges[name].score("hair")
+        if name in hats:
+            tally = hats[name]
+            results[name].hats = HatScore(len(tally.values), tally.mean, tally.aggregate)
         if occluder and "lips" in METHOD_CLASSES[name]:
             covered, hidden_lips, outside = occluded[name]
             results[name].occluder = OccluderScore(

@@ -95,18 +95,27 @@ def _index_path(cache_dir: Path | str) -> Path:
     )
 
 
-HARD_HAIR_HAT = 0.005
-"""Share of a CelebAMask label image that is hat, from which the image counts as hard hair."""
-HARD_HAIR_LITTLE = 0.03
-"""Share of hair below which a CelebAMask image counts as hard hair (bald, shaved, covered)."""
+HAT_SHARE = 0.005
+"""Share of a CelebAMask label image that is hat, from which the photo counts as one with a
+hat (``hair_cases``)."""
+LITTLE_HAIR_SHARE = 0.03
+"""Share of hair below which a CelebAMask photo counts as one with little hair (bald, shaved,
+covered)."""
 
 
-def hard_hair(entry: dict) -> bool:
-    """A labelled photo with a hat or little hair: where the model took caps, bald heads and
-    the wall behind them for hair (stop 24). Needs the index's label shares (``prepare``)."""
+def hair_cases(entry: dict) -> set[str]:
+    """The rare hair cases a labelled photo shows: "hat" and/or "little_hair". The face model
+    took caps, bald heads and the wall behind them for hair (docs/face-model-v13-experiment);
+    ``train --hats`` / ``--little-hair`` show these photos more often. Needs the index's label
+    shares (``prepare``)."""
     if entry["kind"] != "celebamask" or "hat_share" not in entry:
-        return False
-    return entry["hat_share"] > HARD_HAIR_HAT or entry["hair_share"] < HARD_HAIR_LITTLE
+        return set()
+    cases = set()
+    if entry["hat_share"] > HAT_SHARE:
+        cases.add("hat")
+    if entry["hair_share"] < LITTLE_HAIR_SHARE:
+        cases.add("little_hair")
+    return cases
 
 
 def load_index(cache_dir: Path | str) -> tuple[Path, list[dict]]:

@@ -37,7 +37,7 @@ import cv2
 import numpy as np
 
 from ..alignment import align_mesh
-from ..faceparts import CELEBAMASK_TO_ARFX, MESH_TO_IBUG68
+from ..faceparts import CELEBAMASK_HAIR, CELEBAMASK_HAT, CELEBAMASK_TO_ARFX, MESH_TO_IBUG68
 from .splits import celebamask_split, data_root, udacity_split, video_items
 
 __all__ = [
@@ -220,12 +220,9 @@ def _celebamask(root: Path, out: Path, limit: int | None, tracker: _Tracker, rep
     return entries
 
 
-CELEBAMASK_HAIR, CELEBAMASK_HAT = 13, 14
-
-
 def _label_shares(palette: np.ndarray) -> dict[str, float]:
     """Shares of a CelebAMask label image that are hair and hat. Hats become background in
-    arfx's classes, so the index keeps them for the trainer's ``--hard-hair`` sampling."""
+    arfx's classes, so the index keeps them for the trainer's ``--hats`` and ``--little-hair``."""
     return {
         "hair_share": round(float(np.mean(palette == CELEBAMASK_HAIR)), 5),
         "hat_share": round(float(np.mean(palette == CELEBAMASK_HAT)), 5),

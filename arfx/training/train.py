@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from ..alignment import CROP_BORDERS
 from ..faceparts import CLASS_INDEX, IBUG_EYE_OUTER
 from .augment import AugmentConfig
-from .dataset import FaceSamples, hard_hair
+from .dataset import FaceSamples, hair_cases
 from .losses import IGNORE, LossWeights, geodesic, median_frequency_weights, multitask_loss
 from .model import FaceNet, FaceNetConfig, build, count_parameters
 
@@ -73,7 +73,7 @@ class MixedBatches(Sampler):
     Each data set is walked in its own reshuffled epochs: position p of kind k is item
     perm_k(p // n_k)[p % n_k].
     ``repeats[i]`` (default 1) puts item i that many times into each epoch of its data set:
-    oversampling of rare, hard cases (``--hard-hair``).
+    oversampling of rare cases (``--hats``, ``--little-hair``).
     """
 
     def __init__(
@@ -120,11 +120,14 @@ class MixedBatches(Sampler):
         return 2**31
 
 
-def item_repeats(entries: list[dict], hard_hair_repeats: int) -> list[int]:
-    """How often each item appears per epoch of its data set."""
-    if hard_hair_repeats < 1:
-        raise SystemExit(f"--hard-hair must be at least 1, not {hard_hair_repeats}")
-    return [hard_hair_repeats if hard_hair(e) else 1 for e in entries]
+def item_repeats(entries: list[dict], hats: int = 1, little_hair: int = 1) -> list[int]:
+    """How often each item appears per epoch of its data set: photos with a hat ``hats``
+    times, with little hair ``little_hair`` times (the larger where both), others once."""
+    for option, value in (("--hats", hats), ("--little-hair", little_hair)):
+        if value < 1:
+            raise SystemExit(f"{option} must be at least 1, not {value}")
+    times = {"hat": hats, "little_hair": little_hair}
+    return [max([times[c] for c in hair_cases(e)], default=1) for e in entries]
 
 
 def _worker_init(_: int) -> None:
@@ -397,11 +400,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "exported model's metadata) at run time: the edge repeated (default, v1) or mirrored",
     )
     p.add_argument(
-        "--hard-hair",
+        "--hats",
         type=int,
         default=1,
-        help="CelebAMask photos with a hat or little hair (bald, shaved) appear this many "
-        "times per epoch (default 1: as often as the others)",
+        help="CelebAMask photos with a hat appear this many times per epoch (default 1)",
+    )
+    p.add_argument(
+        "--little-hair",
+        type=int,
+        default=1,
+        help="CelebAMask photos with under 3%% hair (bald, shaved) appear this many times per "
+        "epoch (default 1)",
     )
     p.add_argument("--batch", type=int, default=12)
     p.add_argument("--mix", default="6,3,3", help="celebamask,udacity,video per batch")
@@ -526,10 +535,10 @@ def main(argv: list[str] | None = None) -> None:
         np.random.set_state(resume["numpy_rng"])
         random.setstate(resume["python_rng"])
 
-    repeats = item_repeats(train_set.items, args.hard_hair)
-    if args.hard_hair > 1 and not any(r > 1 for r in repeats):
+    repeats = item_repeats(train_set.items, args.hats, args.little_hair)
+    if max(args.hats, args.little_hair) > 1 and not any(r > 1 for r in repeats):
         raise SystemExit(
-            "--hard-hair: the cache's index has no hat or hair shares; run "
+            "--hats/--little-hair: the cache's index has no hat or hair shares; run "
             "`python -m arfx.training.prepare` again to add them"
         )
     sampler = MixedBatches(train_set.kinds, mix, args.seed, start=step, repeats=repeats)
@@ -544,7 +553,8 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"FaceNet {asdict(config)}: {count_parameters(net) / 1e6:.2f}M params; "
         f"train {available}, val {len(val_set)}; batch {mix}; "
-        f"hard hair {sum(r > 1 for r in repeats)} photos x{args.hard_hair}; "
+        f"photos repeated {sum(r > 1 for r in repeats)} (hats x{args.hats}, little hair "
+        f"x{args.little_hair}); "
         f"class weights {np.round(class_weights.numpy(), 2).tolist()}; "
         f"loss weights {asdict(loss_weights)}; augment {asdict(augment)}; "
         f"border labels {args.border_labels}; crop border {args.crop_border}; "

@@ -173,7 +173,7 @@ def _lab(rgb: np.ndarray) -> np.ndarray:
 def _lip_core(face, shape) -> np.ndarray:
     """Lip pixels well inside the lips, away from the teeth: where the finish shows."""
     masks = _masks(face, shape)
-    lips = (masks["lips"] >= 250) & (masks["inner_mouth"] < 5)
+    lips = (masks["lips"] >= 240) & (masks["inner_mouth"] < 5)
     return cv2.erode(lips.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
 
 
@@ -220,7 +220,8 @@ def test_gloss_brightens_the_highlights_and_matte_flattens_them(renders, image_p
     path = image_path("obama.jpg")
     image, satin, face = renders(path, "satin")
     core = _lip_core(face, image.shape)
-    assert core.sum() > 200  # enough pixels for a 99th percentile (v1 327, v10 252)
+    # enough pixels for a 99th percentile: v1 327 and v10 252 at 250, v10 975 and v16 620 at 240
+    assert core.sum() > 200
     lightness = {v: _lab(renders(path, v)[1])[..., 0][core] for v in ("satin", "gloss", "matte")}
     top = {v: float(np.percentile(values, 99)) for v, values in lightness.items()}
     spread = {v: float(values.std()) for v, values in lightness.items()}

@@ -61,7 +61,8 @@ def test_lipstick_changes_only_the_lips_toward_the_colour(photo_session, image_p
     # in (a, b) measured which pixels the model's core holds more than the paint (face
     # model v1's render of Obama scored 0.249 of the starting distance on its own core,
     # 0.299 on v10's; hue 21.5-21.8 degrees and chroma 50-52 for both on either core).
-    core = cv2.erode((lips >= 250).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    # The core: 0.94 and up (v16's lips hold 0.94-0.98 where v10's reached 0.98).
+    core = cv2.erode((lips >= 240).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     assert core.sum() > 200
     before, after = _lab(image[core]), _lab(out[core])
     ab = {"before": before[:, 1:].mean(0) - 128.0, "after": after[:, 1:].mean(0) - 128.0}

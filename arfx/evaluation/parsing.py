@@ -650,6 +650,7 @@ def evaluate_parsing(
                 lips_before = np.isin(classes, _TRUTH_CLASSES["lips"])
                 classes[hidden] = CLASS_INDEX["background"]
             truth = {n: np.isin(classes, _TRUTH_CLASSES[n]) for n in EVAL_CLASSES}
+            hat = labels == CELEBAMASK_HAT
             for name, predict in runners.items():
                 names = METHOD_CLASSES[name]
                 began = time.perf_counter()
@@ -661,7 +662,7 @@ def evaluate_parsing(
                 if band and name in edges:
                     edges[name].add(predicted["hair"][:band], truth["hair"][:band])
                 if name in hats:
-                    hats[name].add(predicted["hair"], labels == CELEBAMASK_HAT)
+                    hats[name].add(predicted["hair"], hat)
                 if hidden is not None and "lips" in predicted:
                     covered, hidden_lips, outside = occluded[name]
                     lips = predicted["lips"]

@@ -398,7 +398,8 @@ class FaceSamples:
                 previous, rng, shift=config.previous_shift, grow=config.previous_grow
             )
             if cut and config.previous_hole and rng.random() < config.previous_hole:
-                context[1] *= 1.0 - _band_below(cut, warp, (height, width), size, rng)
+                band = _band_below(cut, warp, (height, width), size, alignment.scale, rng)
+                context[1] *= 1.0 - band
         if rng is not None and prior.any():
             # Only drawn when enabled, so recipes without them keep their random sequence.
             if config.prior_zero and rng.random() < config.prior_zero:
@@ -467,12 +468,17 @@ hair's top row down to the eyes."""
 
 
 def _band_below(
-    cut: int, warp: np.ndarray, shape: tuple[int, int], size: int, rng: np.random.Generator
+    cut: int,
+    warp: np.ndarray,
+    shape: tuple[int, int],
+    size: int,
+    scale: float,
+    rng: np.random.Generator,
 ) -> np.ndarray:
     """Crop-space 0/1 mask of a band of frame rows starting at ``cut``, 5-25% of the crop's
-    height tall (``AugmentConfig.previous_hole``)."""
-    crop_pixels = np.sqrt(abs(np.linalg.det(warp[:, :2])))  # crop pixels per frame pixel
-    rows = int(round(rng.uniform(0.05, 0.25) * size / crop_pixels))
+    height tall (``AugmentConfig.previous_hole``); ``scale`` is crop pixels per frame pixel
+    (``Alignment.scale``)."""
+    rows = int(round(rng.uniform(0.05, 0.25) * size / scale))
     band = np.zeros(shape, np.uint8)
     band[cut : cut + max(rows, 1)] = 1
     return cv2.warpAffine(band, warp, (size, size), flags=cv2.INTER_NEAREST).astype(np.float32)

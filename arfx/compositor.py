@@ -89,7 +89,10 @@ def gil_free_finish(backend: str | None) -> Callable[[], None] | None:
     moderngl keeps Python's GIL for the whole of every call, and a read-back waits until
     the renderer has drawn the frame, which on a software renderer is most of a frame's
     time. Finishing through ctypes first, which releases the GIL, leaves the read-back only
-    the copy, so a pipeline's analysis thread runs while this one waits for the GPU.
+    the copy, so a pipeline's analysis thread runs while this one waits for the GPU. The
+    same holds between passes: a pass that samples the one before it (or copies from it)
+    waits for it to be drawn, so on a software renderer the compositor finishes after
+    every pass.
     """
     if backend == "egl":
         library, getter = "libEGL.so.1", "eglGetProcAddress"
@@ -105,6 +108,13 @@ def gil_free_finish(backend: str | None) -> Callable[[], None] | None:
     if not address:
         return None
     return ctypes.CFUNCTYPE(None)(address)
+
+
+def is_software_renderer(renderer: str) -> bool:
+    """Whether a GL_RENDERER string names a renderer that runs on the CPU (Mesa's llvmpipe,
+    softpipe, SwiftShader)."""
+    name = renderer.lower()
+    return any(word in name for word in ("llvmpipe", "softpipe", "swiftshader", "software"))
 
 
 def landmark_array(faces: Sequence[Any]) -> np.ndarray:
@@ -146,6 +156,9 @@ class Compositor:
         self._finish = gil_free_finish(backend) or self.ctx.finish
         # Read now, while the new context is current; later reads may find it inactive.
         self.renderer = str(self.ctx.info.get("GL_RENDERER", "unknown"))
+        # A CPU renderer draws a pass only when something needs its pixels; a GPU runs the
+        # passes while the next ones are issued, which finishing after each would stall.
+        self._finish_passes = is_software_renderer(self.renderer)
         # Compiled passes per spec object; the spec is kept so its id() cannot be reused.
         self._programs: dict[int, tuple[EffectSpec, list[_Program]]] = {}
         self._size: tuple[int, int] | None = None
@@ -321,6 +334,10 @@ class Compositor:
             finally:
                 framebuffer.scissor = None
                 framebuffer.use()
+            if self._finish_passes:
+                # The next pass samples this one's target, and moderngl would wait for the
+                # renderer there holding the GIL: wait here without it (gil_free_finish).
+                self._finish()
             error = self.ctx.error
             if error != "GL_NO_ERROR":
                 raise EffectError(
@@ -343,7 +360,8 @@ class Compositor:
         if self._mesh_renderer is None:
             from .meshpass import MeshRenderer
 
-            self._mesh_renderer = MeshRenderer(self.ctx)
+            wait = self._finish if self._finish_passes else None
+            self._mesh_renderer = MeshRenderer(self.ctx, wait)
         return self._mesh_renderer
 
     def _compiled(self, spec: EffectSpec) -> list[_Program]:

@@ -20,6 +20,7 @@ are made once and reused; models are re-read only when their file changes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,8 +176,11 @@ class _GpuModel:
 class MeshRenderer:
     """Draws mesh passes for one compositor (one GL context); see the module docstring."""
 
-    def __init__(self, ctx: moderngl.Context) -> None:
+    def __init__(self, ctx: moderngl.Context, wait: Callable[[], None] | None = None) -> None:
         self.ctx = ctx
+        # Called before the resolve, which waits for the draws: the compositor passes its
+        # GIL-free finish on a software renderer (see arfx.compositor.gil_free_finish).
+        self._wait = wait
         self._models: dict[Path, _GpuModel] = {}
         self._layer: moderngl.Framebuffer | None = None
         self._layer_parts: list[Any] = []
@@ -370,6 +374,8 @@ class MeshRenderer:
                             else:
                                 ctx.enable(moderngl.CULL_FACE)
                             vao.render(moderngl.TRIANGLES)
+            if self._wait is not None:
+                self._wait()
             ctx.copy_framebuffer(target, layer)  # the resolve, inside the region (scissor)
         finally:
             layer.depth_mask = True

@@ -25,7 +25,7 @@ import skimage.color
 import arfx
 from arfx import registry as registry_module
 from arfx.cli import EXIT_FAILED, EXIT_OK, main
-from arfx.compositor import LANDMARKS, Compositor
+from arfx.compositor import LANDMARKS, Compositor, is_software_renderer
 from arfx.effect import (
     MAX_PASSES,
     MAX_TEXTURE_SIZE,
@@ -450,6 +450,16 @@ def test_passes_chain_and_read_the_effect_input(compositor, tmp_path) -> None:
     # A second effect's u_input is the first effect's output.
     out2 = compositor.render(frame, [(effect, {}), (effect, {})])
     assert np.array_equal(out2[..., 1], out[..., 0])
+
+
+def test_software_renderers_finish_each_pass_and_gpus_do_not() -> None:
+    """A CPU renderer draws a pass only when the next one needs it, so the compositor waits
+    for each pass without the GIL there; on a GPU that would stall the passes."""
+    assert is_software_renderer("llvmpipe (LLVM 15.0.7, 256 bits)")
+    assert is_software_renderer("softpipe")
+    assert is_software_renderer("Google SwiftShader")
+    assert not is_software_renderer("NVIDIA H200/PCIe/SSE2")
+    assert not is_software_renderer("AMD Radeon RX 7900 XTX (radeonsi, navi31, LLVM 17.0.6)")
 
 
 def test_landmarks_texture_and_pose_uniforms_reach_the_shader(compositor, tmp_path) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import TracebackType
+from typing import Any
 
 import cv2
 import mediapipe as mp
@@ -118,28 +119,89 @@ def model_sees_occluder(occlusion: np.ndarray) -> bool:
 class HandTracker:
     """Finds and follows up to ``max_hands`` hands in RGB frames (MediaPipe Hands, the light
     model). ``static_images``: detect in every frame (unrelated photos). A context manager;
-    ``close()`` frees the MediaPipe graph."""
+    ``close()`` frees the MediaPipe graphs.
+
+    MediaPipe's tracker runs its palm detector (about 9 ms of a 2-core CPU at 640x360) on
+    every frame where it follows fewer hands than its maximum, so with the usual one hand in
+    view and room for two it would look for the second on every frame. Here a graph whose
+    maximum is the number of hands followed follows them (landmarks only, about 5 ms a
+    hand), and the graph for ``max_hands`` looks for more every ``search_every`` frames; a
+    new hand beside a followed one is found up to ``search_every - 1`` frames later. A
+    followed hand the follower loses (a fast one) is looked for again in the same frame.
+    ``search_every=1`` is MediaPipe's own behaviour.
+    """
 
     def __init__(
-        self, *, max_hands: int = 2, static_images: bool = False, min_confidence: float = 0.5
+        self,
+        *,
+        max_hands: int = 2,
+        static_images: bool = False,
+        min_confidence: float = 0.5,
+        search_every: int = 3,
     ) -> None:
+        if isinstance(search_every, bool) or not isinstance(search_every, int) or search_every < 1:
+            raise ValueError(f"search_every must be an integer >= 1, got {search_every!r}")
         self.max_hands = max_hands
-        self._hands = mp.solutions.hands.Hands(
-            static_image_mode=static_images,
-            max_num_hands=max_hands,
-            model_complexity=0,
-            min_detection_confidence=min_confidence,
-            min_tracking_confidence=min_confidence,
-        )
+        self.static_images = static_images
+        self.min_confidence = min_confidence
+        self.search_every = search_every
+        self._graphs: dict[int, Any] = {}  # the most hands a graph follows -> the graph
+        self._last_run: dict[int, int] = {}  # ... -> the call that last ran it
+        self._calls = 0
+        self._followed = 0  # hands the last call returned
+        self._since_search = 0  # calls since the max_hands graph last ran
+        self._closed = False
+        self._graph(max_hands)  # MediaPipe's errors, if any, come now
+
+    def _graph(self, most: int) -> Any:
+        graph = self._graphs.get(most)
+        if graph is None:
+            graph = mp.solutions.hands.Hands(
+                static_image_mode=self.static_images,
+                max_num_hands=most,
+                model_complexity=0,
+                min_detection_confidence=self.min_confidence,
+                min_tracking_confidence=self.min_confidence,
+            )
+            self._graphs[most] = graph
+        return graph
+
+    def _choose(self) -> int:
+        """The maximum of the graph to run on this call: the number followed, or max_hands
+        when that is none, all of them, or time to look for more."""
+        followed = self._followed
+        if self.static_images or followed in (0, self.max_hands):
+            return self.max_hands
+        if self._since_search + 1 >= self.search_every:
+            return self.max_hands
+        return followed
 
     def track(self, image: np.ndarray) -> list[Hand]:
-        if self._hands is None:
+        if self._closed:
             raise ValueError("HandTracker is closed")
         image = as_rgb8(image, "image")
         height, width = image.shape[:2]
         if min(height, width) < MIN_IMAGE_SIDE:
             return []
-        result = self._hands.process(image)
+        self._calls += 1
+        most = self._choose()
+        hands = self._run(most, image)
+        if most < self.max_hands and len(hands) < most:
+            # A fast hand slipped out of the follower's window: look for it in this frame.
+            hands = self._run(self.max_hands, image)
+        self._followed = len(hands)
+        return hands
+
+    def _run(self, most: int, image: np.ndarray) -> list[Hand]:
+        graph = self._graph(most)
+        self._since_search = 0 if most == self.max_hands else self._since_search + 1
+        # A graph idle for a while still holds the hands it followed then: start it afresh.
+        last = self._last_run.get(most)
+        if last is not None and self._calls - last > self.search_every and not self.static_images:
+            graph.reset()
+        self._last_run[most] = self._calls
+        result = graph.process(image)
+        height, width = image.shape[:2]
         hands = []
         scores = result.multi_handedness or []
         for i, found in enumerate(result.multi_hand_landmarks or []):
@@ -150,13 +212,16 @@ class HandTracker:
 
     def reset(self) -> None:
         """Forget the hands being followed (a scene cut)."""
-        if self._hands is not None:
-            self._hands.reset()
+        for graph in self._graphs.values():
+            graph.reset()
+        self._followed = 0
+        self._since_search = 0
 
     def close(self) -> None:
-        if self._hands is not None:
-            self._hands.close()
-            self._hands = None
+        for graph in self._graphs.values():
+            graph.close()
+        self._graphs = {}
+        self._closed = True
 
     def __enter__(self) -> HandTracker:
         return self

@@ -129,15 +129,17 @@ class SessionOptions:
     mask, so that lipstick leaves fingers over the mouth unpainted. It costs a CPU 10-20 ms
     a frame; False leaves the mask empty."""
     max_hands: int = 2
-    """Most hands tracked per frame (1-4). While fewer hands than this are in view,
-    MediaPipe runs its palm detector on every frame the tracker runs, so a video where one
-    hand comes to the face costs about twice as much at 2 as at 1 (16.6 against 7.4 ms a
-    frame at 640x360 on a 2-core CPU); 1 masks only one hand."""
+    """Most hands tracked per frame (1-4); 1 masks only one hand. While fewer hands than
+    this are followed, the tracker looks for more only every ``hand_search_interval``
+    frames (``arfx.hands.HandTracker``)."""
     hand_search_interval: int = 3
     """In video, with no hand in view, look for one every this many frames, and at once
     when the face model sees something in front of a face (``arfx.hands.HandSearch``); a
-    hand found is followed in every frame. 1 looks in every frame. Photos
-    (``static_images``) are always searched."""
+    hand found is followed in every frame, and while fewer than ``max_hands`` are followed,
+    more are looked for every this many frames (a second hand shows up to this many frames
+    minus one late). 1 looks in every frame, at about twice the cost with one hand in view
+    (13.6 against 8.6 ms a frame at 640x360 on a 2-core CPU). Photos (``static_images``)
+    are always searched."""
     trim_interval: float = 10.0
     """Seconds between hand-backs of free heap memory to the system while frames are
     processed (``arfx.heap.PeriodicTrim``), so long streams stay flat in resident memory;
@@ -909,7 +911,9 @@ class Session:
         else:
             if self._hand_tracker is None:
                 self._hand_tracker = HandTracker(
-                    max_hands=self.options.max_hands, static_images=self.options.static_images
+                    max_hands=self.options.max_hands,
+                    static_images=self.options.static_images,
+                    search_every=self.options.hand_search_interval,
                 )
             hands = self._hand_tracker.track(rgb)
         self._hand_search.found(len(hands))

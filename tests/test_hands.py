@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import arfx
+from arfx import session as session_module
 from arfx.hands import FINGER_WIDTH, Hand, HandSearch, HandTracker, hand_mask, model_sees_occluder
 from arfx.masks import mesh_mask
 
@@ -128,7 +129,9 @@ def test_lipstick_leaves_fingers_over_the_mouth_unpainted(hand_over_mouth) -> No
     def painted(output: np.ndarray) -> np.ndarray:
         return np.abs(output.astype(int) - frames[-1]).max(axis=2) > 12
 
-    assert painted(without[-1])[covered].mean() > 0.3  # the masks alone paint the fingers
+    # The masks alone paint a good share of the fingers (0.29-0.33, as the hand tracker
+    # follows or searches).
+    assert painted(without[-1])[covered].mean() > 0.25
     assert painted(with_hands[-1])[covered].mean() < 0.03  # the hands mask keeps them bare
     # Frame 30 has no hand: both sessions paint the lips the same.
     assert np.array_equal(with_hands[30], without[30])
@@ -147,6 +150,11 @@ def _hand_masks(
         return track(tracker, image)
 
     monkeypatch.setattr(HandTracker, "track", counted)
+    # The interval also sets how often a followed hand's tracker looks for a second one;
+    # here only the search for a first hand is compared, so that stays at every frame.
+    monkeypatch.setattr(
+        session_module, "HandTracker", lambda **kw: HandTracker(**{**kw, "search_every": 1})
+    )
     options = arfx.SessionOptions(hand_search_interval=interval, pipelined=False)
     masks = []
     with arfx.Session(["lipstick"], options) as session:
@@ -169,6 +177,40 @@ def test_searching_every_third_frame_finds_the_hand_as_soon(video_path, monkeypa
         assert np.array_equal(a, b), f"frame {i}"
     assert searched_all == 90
     assert searched_some < 75  # the hand-free frames before 59 are searched one in three
+
+
+def test_a_followed_hand_is_followed_without_a_palm_search_on_most_frames(video_path) -> None:
+    """WolfgangLanger_Pexels.mp4 frames 55-119: a hand over the mouth, then fast to the
+    eye and back. Following it with a one-hand graph, and looking for a second hand every
+    third frame, finds a hand on every frame MediaPipe's own two-hand tracking does, with
+    nearly the same mask, while the two-hand graph (and its palm detector) runs on about a
+    third of the frames."""
+    frames = _frames(video_path, 120)[55:]
+    runs: dict[int, list[int]] = {}
+    masks: dict[int, list[np.ndarray]] = {}
+    for every in (1, 3):
+        with HandTracker(search_every=every) as tracker:
+            run = tracker._run
+
+            def spied(most: int, image: np.ndarray, run=run, every=every) -> list[Hand]:
+                runs.setdefault(every, []).append(most)
+                return run(most, image)
+
+            tracker._run = spied  # type: ignore[method-assign]
+            masks[every] = [hand_mask(tracker.track(f), f.shape[:2]) > 127 for f in frames]
+    assert set(runs[1]) == {2}
+    following = [i for i, mask in enumerate(masks[1]) if mask.any()]
+    assert len(following) > 40
+    ious = []
+    for i in following:
+        one, three = masks[1][i], masks[3][i]
+        assert three.any(), f"frame {55 + i}: the followed hand was lost"
+        ious.append((one & three).sum() / (one | three).sum())
+    assert np.mean(ious) > 0.85 and min(ious) > 0.5
+    assert runs[3].count(2) < 0.5 * len(runs[3])
+    for wrong in (0, True, 2.0):
+        with pytest.raises(ValueError, match="search_every"):
+            HandTracker(search_every=wrong)  # type: ignore[arg-type]
 
 
 def _live_outputs(

@@ -146,8 +146,6 @@ class HandTracker:
         self.min_confidence = min_confidence
         self.search_every = search_every
         self._graphs: dict[int, Any] = {}  # the most hands a graph follows -> the graph
-        self._last_run: dict[int, int] = {}  # ... -> the call that last ran it
-        self._calls = 0
         self._followed = 0  # hands the last call returned
         self._since_search = 0  # calls since the max_hands graph last ran
         self._closed = False
@@ -183,7 +181,6 @@ class HandTracker:
         height, width = image.shape[:2]
         if min(height, width) < MIN_IMAGE_SIDE:
             return []
-        self._calls += 1
         most = self._choose()
         hands = self._run(most, image)
         if most < self.max_hands and len(hands) < most:
@@ -195,11 +192,10 @@ class HandTracker:
     def _run(self, most: int, image: np.ndarray) -> list[Hand]:
         graph = self._graph(most)
         self._since_search = 0 if most == self.max_hands else self._since_search + 1
-        # A graph idle for a while still holds the hands it followed then: start it afresh.
-        last = self._last_run.get(most)
-        if last is not None and self._calls - last > self.search_every and not self.static_images:
-            graph.reset()
-        self._last_run[most] = self._calls
+        # A graph idle for a while still holds the hands it followed then. It is not reset:
+        # MediaPipe's reset keeps memory (52 MB over the first two, 6 MB over the next 12),
+        # and the landmark model finds no hand where none is left, so the palm detector
+        # then looks in the whole frame anyway.
         result = graph.process(image)
         height, width = image.shape[:2]
         hands = []

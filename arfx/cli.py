@@ -90,8 +90,8 @@ def _cost_options(
         choices=range(1, 5),
         default=2,
         metavar="N",
-        help="most hands tracked (1-4); 1 halves the hand tracker's cost when one hand "
-        "comes to the face (default 2)",
+        help="most hands tracked (1-4); while fewer are in view, more are looked for "
+        "every third frame (default 2)",
     )
     parser.add_argument(
         "--model-interval",

@@ -126,7 +126,7 @@ class SessionOptions:
     model inline."""
     hands: bool = True
     """Track hands (MediaPipe Hands) in frames with faces when an effect reads the ``hands``
-    mask, so that lipstick leaves fingers over the mouth unpainted. It costs a CPU 10-20 ms
+    mask, so that lipstick leaves fingers over the mouth unpainted. It costs a CPU 5-15 ms
     a frame; False leaves the mask empty."""
     max_hands: int = 2
     """Most hands tracked per frame (1-4); 1 masks only one hand. While fewer hands than

@@ -549,6 +549,13 @@ def test_model_masks_sizes_and_reused_buffers(face_model, obama):
     footprint = cv2.dilate(footprint, np.ones((5, 5), np.uint8))
     for mask in again.values():
         assert not mask[footprint == 0].any()
+    # Each map is warped only over the frame box of its non-zero crop pixels: the same as
+    # warping the whole crop, up to OpenCV's 1/32-pixel sampling grid moving with the box.
+    for name, mask in again.items():
+        crop = np.clip(analyses[0].probability(name) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        whole = analyses[0].alignment.paste(crop, size).astype(int)
+        assert np.abs(mask.astype(int) - whole).max() <= 8, name
+        assert (mask > 0).sum() >= 0.999 * (whole > 0).sum(), name
     bigger = masks.build(analyses, (size[0] + 10, size[1] + 20), ["lips"])
     assert bigger["lips"].shape == (size[0] + 10, size[1] + 20)
     assert not masks.build([], size, ["skin"])["skin"].any()

@@ -138,8 +138,9 @@ class SessionOptions:
     hand found is followed in every frame, and while fewer than ``max_hands`` are followed,
     more are looked for every this many frames (a second hand shows up to this many frames
     minus one late). 1 looks in every frame, at about twice the cost with one hand in view
-    (13.6 against 8.6 ms a frame at 640x360 on a 2-core CPU). Photos (``static_images``)
-    are always searched."""
+    (14.3 against 6.0 ms a frame at 640x360 on a 2-core CPU) but with one MediaPipe graph
+    instead of two (about 60 MB less memory). Photos (``static_images``) are always
+    searched."""
     trim_interval: float = 10.0
     """Seconds between hand-backs of free heap memory to the system while frames are
     processed (``arfx.heap.PeriodicTrim``), so long streams stay flat in resident memory;

@@ -86,6 +86,10 @@ class SessionOptions:
     min_tracking_confidence: float = 0.5
     focal_length: float | None = None
     """Camera focal length in pixels for head pose; None = max(width, height)."""
+    small_faces: bool = True
+    """Also find faces too small for the face mesh's own detector (under about a tenth of
+    the frame's width), with MediaPipe's full-range detector and the mesh on a crop around
+    each (``arfx.tracking.SmallFaces``); in video it looks for new ones every 10 frames."""
     gl_backend: str | None = "egl"
     """moderngl context backend: "egl" renders headless; None lets moderngl choose."""
     effect_paths: tuple[str | Path, ...] = ()
@@ -158,6 +162,8 @@ class SessionOptions:
     def __post_init__(self) -> None:
         if not isinstance(self.max_faces, int) or not 1 <= self.max_faces <= 8:
             raise ArfxError(f"max_faces must be an integer in [1, 8], got {self.max_faces!r}")
+        if not isinstance(self.small_faces, bool):
+            raise ArfxError(f"small_faces must be True or False, got {self.small_faces!r}")
         if self.device not in DEVICES:
             raise ArfxError(f"device must be one of {DEVICES}, got {self.device!r}")
         if self.live_model not in ("inline", "behind"):
@@ -207,6 +213,7 @@ class SessionOptions:
             min_detection_confidence=self.min_detection_confidence,
             min_tracking_confidence=self.min_tracking_confidence,
             focal_length=self.focal_length,
+            small_faces=self.small_faces,
         )
 
 

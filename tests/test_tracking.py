@@ -169,6 +169,9 @@ def test_closed_tracker_refuses_work(obama):
         ({"min_match_iou": 0.0}, "min_match_iou"),
         ({"focal_length": 0.0}, "focal_length"),
         ({"focal_length": float("nan")}, "focal_length"),
+        ({"small_faces": 1}, "small_faces"),
+        ({"small_face_interval": 0}, "small_face_interval"),
+        ({"small_face_interval": True}, "small_face_interval"),
     ],
 )
 def test_bad_options_are_rejected(options, name):
@@ -179,6 +182,57 @@ def test_bad_options_are_rejected(options, name):
         setattr(good, key, value)
     with pytest.raises(ValueError, match=name):
         FaceTracker(good)
+
+
+def _wide_frame(face: np.ndarray, scale: float, at: tuple[int, int]) -> np.ndarray:
+    """``face`` shrunk by ``scale`` and placed with its top-left at ``at`` in a grey
+    1280x720 frame: a person far from the camera."""
+    small = cv2.resize(face, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    frame = np.full((720, 1280, 3), 90, np.uint8)
+    x, y = at
+    frame[y : y + small.shape[0], x : x + small.shape[1]] = small
+    return frame
+
+
+def test_small_faces_are_found_in_a_wide_frame(obama):
+    """Obama's face 74 pixels wide in 1280x720: the face mesh's own detector misses it; the
+    full-range detector finds it, and the mesh on a crop around it puts its points within
+    4% of the eye distance of the full-size photo's points, shrunk the same way."""
+    with FaceTracker(TrackerOptions(static_images=True, small_faces=False)) as tracker:
+        (reference,) = tracker.track(obama)
+        frame = _wide_frame(obama, 0.25, (300, 150))
+        assert tracker.track(frame) == []
+    with FaceTracker(TrackerOptions(static_images=True)) as tracker:
+        (face,) = tracker.track(frame)
+    expected = reference.landmarks[:, :2] * 0.25 + (300, 150)
+    assert 60 < face.size < 90
+    error = np.linalg.norm(face.landmarks[:, :2] - expected, axis=1).mean()
+    assert error < 0.04 * reference.inter_ocular * 0.25
+    assert face.landmarks.shape == reference.landmarks.shape
+    # z is in frame pixels, as the main mesh's: about the shrunk face's own depth range.
+    depth = np.ptp(face.landmarks[:, 2]) / np.ptp(reference.landmarks[:, 2] * 0.25)
+    assert 0.7 < depth < 1.4
+
+
+def test_a_small_face_is_followed_and_a_big_one_kept(obama, image_path):
+    """A video of a small face drifting across a wide frame beside a big one: both found on
+    the first frame, each keeps its id, and the small one's points move with it."""
+    big = load_rgb(image_path("single_face.jpg"))
+    frames = []
+    for i in range(12):
+        frame = _wide_frame(obama, 0.25, (700 + 3 * i, 200 + i))
+        part = cv2.resize(big, None, fx=0.9, fy=0.9, interpolation=cv2.INTER_AREA)[:600, :560]
+        frame[60 : 60 + part.shape[0], 40 : 40 + part.shape[1]] = part
+        frames.append(frame)
+    with FaceTracker() as tracker:
+        tracks = [tracker.track(frame) for frame in frames]
+    assert all(len(faces) == 2 for faces in tracks)
+    ids = [sorted(face.id for face in faces) for faces in tracks]
+    assert ids == [ids[0]] * len(frames)
+    small = [min(faces, key=lambda face: face.size) for faces in tracks]
+    assert all(face.size < 100 for face in small)
+    moved = np.array(small[-1].center) - np.array(small[0].center)
+    assert np.allclose(moved, (33, 11), atol=4)
 
 
 def test_box_matching_is_greedy_by_iou():

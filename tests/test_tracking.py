@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from arfx.pose import HeadPose
-from arfx.tracking import Face, FaceTracker, TrackerOptions, box_iou, match_boxes
+from arfx.tracking import (
+    Face,
+    FaceTracker,
+    TrackerOptions,
+    box_iou,
+    detection_tiles,
+    match_boxes,
+)
 
 
 def load_rgb(path) -> np.ndarray:
@@ -233,6 +240,24 @@ def test_a_small_face_is_followed_and_a_big_one_kept(obama, image_path):
     assert all(face.size < 100 for face in small)
     moved = np.array(small[-1].center) - np.array(small[0].center)
     assert np.allclose(moved, (33, 11), atol=4)
+
+
+@pytest.mark.parametrize("size", [(640, 360), (1280, 720), (1920, 1080), (720, 1280), (1000, 999)])
+def test_detection_tiles_cover_the_frame_with_overlap(size):
+    width, height = size
+    tiles = detection_tiles(width, height)
+    covered = np.zeros((height, width), np.int32)
+    for x, y, w, h in tiles:
+        assert 0 <= x and 0 <= y and x + w <= width and y + h <= height
+        assert max(w, h) <= 720 or len(tiles) == 1
+        covered[y : y + h, x : x + w] += 1
+    assert covered.min() >= 1
+    if len(tiles) > 1:  # neighbours overlap by a quarter of a tile: a face on a seam is whole
+        assert all(w == h for _, _, w, h in tiles)
+        xs = sorted({x for x, _, _, _ in tiles})
+        assert all(b - a <= 0.75 * tiles[0][2] + 1 for a, b in zip(xs, xs[1:], strict=False))
+    else:
+        assert tiles == [(0, 0, width, height)]
 
 
 def test_box_matching_is_greedy_by_iou():

@@ -162,8 +162,6 @@ class SessionOptions:
     def __post_init__(self) -> None:
         if not isinstance(self.max_faces, int) or not 1 <= self.max_faces <= 8:
             raise ArfxError(f"max_faces must be an integer in [1, 8], got {self.max_faces!r}")
-        if not isinstance(self.small_faces, bool):
-            raise ArfxError(f"small_faces must be True or False, got {self.small_faces!r}")
         if self.device not in DEVICES:
             raise ArfxError(f"device must be one of {DEVICES}, got {self.device!r}")
         if self.live_model not in ("inline", "behind"):

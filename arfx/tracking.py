@@ -255,29 +255,26 @@ class SmallFaces:
             return []
         boxes = [_landmark_box(landmarks) for landmarks in found]
         faces: list[np.ndarray] = []
-        for previous in self._followed:
-            if len(faces) >= room:
-                break
-            box = _landmark_box(previous)
-            if _overlaps(box, boxes):
-                continue  # the main mesh has it now
+
+        def follow(box: Box) -> None:
+            """The mesh around ``box``, kept when it finds a face no other face covers."""
+            if len(faces) >= room or _overlaps(box, boxes):
+                return
             landmarks = self._mesh_in(image, _centre(box), _side(box))
-            if landmarks is not None and not _overlaps(_landmark_box(landmarks), boxes):
-                faces.append(landmarks)
-                boxes.append(_landmark_box(landmarks))
+            if landmarks is not None:
+                found_box = _landmark_box(landmarks)
+                if not _overlaps(found_box, boxes):
+                    faces.append(landmarks)
+                    boxes.append(found_box)
+
+        for previous in self._followed:
+            follow(_landmark_box(previous))  # skipped where the main mesh has it now
         self._since_search += 1
         due = self.options.static_images or self._since_search >= self.options.small_face_interval
         if due and len(faces) < room:
             self._since_search = 0
             for box in self._detect(image):
-                if len(faces) >= room:
-                    break
-                if _overlaps(box, boxes):
-                    continue
-                landmarks = self._mesh_in(image, _centre(box), _side(box))
-                if landmarks is not None and not _overlaps(_landmark_box(landmarks), boxes):
-                    faces.append(landmarks)
-                    boxes.append(_landmark_box(landmarks))
+                follow(box)
         self._followed = faces
         return faces
 

@@ -7,7 +7,8 @@ The compositor hands a mesh pass (a manifest pass with ``mesh = ...``, see
    frames have smooth edges; untouched pixels come out of the resolve exactly as they went
    in) and clears the depth;
 2. with ``occluder = "head"``, draws every face's head (``arfx.occluder``) into the depth
-   buffer only, so what lies behind the head fails the depth test;
+   buffer only, so what lies behind the head fails the depth test (the skull and ears,
+   closed, with their back faces culled: on a software renderer every triangle costs);
 3. draws every face's opaque and MASK primitives (depth written), then its BLEND primitives
    (depth tested, not written; premultiplied alpha: ``ONE, ONE_MINUS_SRC_ALPHA``), with the
    effect's vertex and fragment shaders and a perspective projection built from the frame's
@@ -191,6 +192,7 @@ class MeshRenderer:
         )
         self._occluder_vao: moderngl.VertexArray | None = None
         self._occluder_buffers: list[moderngl.Buffer] = []
+        self._occluder_surface = 0  # indices of the open face surface, before the closed parts
         self.samples = MSAA_SAMPLES if ctx.max_samples >= MSAA_SAMPLES else 0
 
     # -- models --
@@ -283,9 +285,10 @@ class MeshRenderer:
 
     def _occluder_array(self) -> moderngl.VertexArray:
         if self._occluder_vao is None:
-            vertices, indices = head_occluder()
-            vbo = self.ctx.buffer(vertices.astype(np.float32))
-            ibo = self.ctx.buffer(indices.astype(np.uint32))
+            head = head_occluder()
+            self._occluder_surface = head.surface_indices
+            vbo = self.ctx.buffer(head.vertices.astype(np.float32))
+            ibo = self.ctx.buffer(head.indices.astype(np.uint32))
             self._occluder_buffers = [vbo, ibo]
             self._occluder_vao = self.ctx.vertex_array(
                 self._occluder, [(vbo, "3f", "in_position")], index_buffer=ibo
@@ -349,7 +352,11 @@ class MeshRenderer:
                     _set(self._occluder, "u_width", float(width))
                     _set(self._occluder, "u_rotation", _column_major(face.pose.rotation))
                     _set(self._occluder, "u_translation", tuple(map(float, face.pose.translation)))
-                    vao.render(moderngl.TRIANGLES)
+                    ctx.disable(moderngl.CULL_FACE)
+                    vao.render(moderngl.TRIANGLES, vertices=self._occluder_surface)
+                    ctx.enable(moderngl.CULL_FACE)
+                    closed = vao.vertices - self._occluder_surface
+                    vao.render(moderngl.TRIANGLES, vertices=closed, first=self._occluder_surface)
                 layer.color_mask = (True, True, True, True)
                 layer.use()
             _set(program, "u_projection", projection)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -99,7 +100,8 @@ def face_triangles() -> np.ndarray:
 def ellipsoid(
     centre: tuple[float, float, float], radii: tuple[float, float, float], steps: int = 24
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(vertices (N, 3), triangles (T, 3)) of an ellipsoid, ``steps`` rings from pole to pole."""
+    """(vertices (N, 3), triangles (T, 3)) of an ellipsoid, ``steps`` rings from pole to pole,
+    wound counter-clockwise seen from outside (so a renderer may cull its back faces)."""
     rings = []
     for i in range(steps + 1):
         theta = math.pi * i / steps
@@ -121,14 +123,31 @@ def ellipsoid(
     for i in range(steps):
         for j in range(n):
             a, b = i * n + j, i * n + (j + 1) % n
-            triangles += [(a, b, a + n), (b, b + n, a + n)]
+            if i > 0:  # the first ring is the pole: (a, b, a + n) would have no area
+                triangles.append((a, b, a + n))
+            if i < steps - 1:  # likewise the last
+                triangles.append((b, b + n, a + n))
     return vertices, np.array(triangles, dtype=np.uint32)
 
 
+@dataclass(frozen=True)
+class HeadOccluder:
+    """The head's geometry in head millimetres, as one vertex and one index buffer."""
+
+    vertices: np.ndarray
+    """(N, 3) float32."""
+    indices: np.ndarray
+    """(T * 3,) uint32 triangle indices: first the face surface, then the closed parts."""
+    surface_indices: int
+    """How many of ``indices`` are the face surface. It is open (a shell), so it must be drawn
+    from both sides; the skull and ears after it are closed and wound counter-clockwise seen
+    from outside, so their back faces may be culled: on a software renderer every triangle
+    drawn costs, even one that fails the depth test."""
+
+
 @functools.cache
-def head_occluder() -> tuple[np.ndarray, np.ndarray]:
-    """(vertices (N, 3) float32 in head mm, triangle indices (T*3,) uint32) of the face,
-    skull and ears."""
+def head_occluder() -> HeadOccluder:
+    """The face, skull and ears."""
     face = _canonical()[:468]
     parts = [(face, face_triangles())]
     parts.append(ellipsoid(SKULL_CENTRE, SKULL_RADII))
@@ -140,7 +159,8 @@ def head_occluder() -> tuple[np.ndarray, np.ndarray]:
         vertices.append(points)
         indices.append(triangles.reshape(-1) + base)
         base += len(points)
-    return (
-        np.concatenate(vertices).astype(np.float32),
-        np.concatenate(indices).astype(np.uint32),
+    return HeadOccluder(
+        vertices=np.concatenate(vertices).astype(np.float32),
+        indices=np.concatenate(indices).astype(np.uint32),
+        surface_indices=len(indices[0]),
     )

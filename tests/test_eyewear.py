@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from arfx import eyewear, gltf, meshpass
+from arfx import eyewear, gltf, meshpass, occluder
 from arfx.cli import EXIT_OK, main
 from arfx.compositor import Compositor
 from arfx.effect import Effect, EffectSpec, FrameContext
@@ -293,6 +293,38 @@ def test_temples_are_hidden_behind_the_head_at_a_yaw_of_40_degrees(compositor, t
     assert _changed_at(without, image, near).mean() > 0.9
     # Without a face nothing is drawn: the frame comes back bit-identical.
     assert np.array_equal(_render(compositor, occluded, image, [], camera), image)
+
+
+def test_the_head_occluders_closed_parts_face_outward() -> None:
+    """Mesh passes cull the back faces of the skull and ears (every triangle costs on a
+    software renderer), so each of those parts must be closed and wound counter-clockwise
+    seen from outside: every edge is met once in each direction, and each part's signed
+    volume is positive. The open face surface before them is drawn from both sides."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    head = occluder.head_occluder()
+    assert head.surface_indices == occluder.face_triangles().size
+    # Vertices at one place (an ellipsoid's pole) are one point.
+    _, point = np.unique(np.round(head.vertices, 4), axis=0, return_inverse=True)
+    triangles = point.reshape(-1)[head.indices[head.surface_indices :].reshape(-1, 3)]
+    edges = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]])
+    assert np.all(edges[:, 0] != edges[:, 1])  # no triangle without an area
+    directed = {tuple(e) for e in edges.tolist()}
+    assert len(directed) == len(edges)
+    assert all((b, a) in directed for a, b in directed)
+    graph = coo_matrix(
+        (np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(point.max() + 1,) * 2
+    )
+    _, part = connected_components(graph, directed=False)
+    corners = [
+        head.vertices[head.indices[head.surface_indices :].reshape(-1, 3)[:, k]] for k in range(3)
+    ]
+    volume = np.einsum("ij,ij->i", corners[0], np.cross(corners[1], corners[2])) / 6.0
+    parts = part[triangles[:, 0]]
+    assert len(np.unique(parts)) == 3  # the skull and two ears
+    for label in np.unique(parts):
+        assert volume[parts == label].sum() > 0
 
 
 @pytest.mark.parametrize(

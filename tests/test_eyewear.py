@@ -286,7 +286,7 @@ def test_temples_are_hidden_behind_the_head_at_a_yaw_of_40_degrees(compositor, t
 
     far = _model_pixels(occluded, face, camera, temple(+1))
     near = _model_pixels(occluded, face, camera, temple(-1))
-    assert len(far) > 50 and len(near) > 50
+    assert len(far) > 30 and len(near) > 30  # vertices of each temple's stretch there
     assert _changed_at(without, image, far).mean() > 0.9  # drawn without the occluder
     assert _changed_at(with_head, image, far).mean() < 0.02  # hidden behind the head
     assert _changed_at(with_head, image, near).mean() > 0.9  # the near temple stays

@@ -18,7 +18,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
+import weakref
+from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -275,6 +276,9 @@ class Session:
         self.effects = self._keep_working(self.effects, lambda e: self._check_masks(e.spec))
         self.effect_failures: dict[str, int] = {}
         self._lock = threading.RLock()
+        # Streams handed out and not yet finished: close() stops one left open (its stage
+        # threads use the tracker, the model and the GL context that close() releases).
+        self._streams: weakref.WeakSet[Generator[Frame, None, None]] = weakref.WeakSet()
         self._index = 0
         self._tracker = FaceTracker(options.tracker_options())
         self._stabilizer = FaceStabilizer(options.stabilizer, options.focal_length)
@@ -589,8 +593,16 @@ class Session:
         the first of each kind is logged; a source that fails for good still ends it.
         Elsewhere (files, ``process``) such an error is raised, naming the frame.
         While a pipelined stream runs, the session does nothing else (``process`` from the
-        loop's own thread raises; other threads wait).
+        loop's own thread raises; other threads wait). Closing the session stops a stream
+        left unfinished (its threads joined, its source closed) before releasing anything.
         """
+        frames = self._stream(source, pipelined=pipelined, live=live)
+        self._streams.add(frames)
+        return frames
+
+    def _stream(
+        self, source: Source, *, pipelined: bool, live: bool
+    ) -> Generator[Frame, None, None]:
         with source:
             if not (pipelined or live):
                 for frame in source:
@@ -1001,6 +1013,8 @@ class Session:
         with self._lock:
             if self._closed:
                 return
+            for frames in list(self._streams):
+                frames.close()  # a stream left open: its threads stop and are joined
             self._closed = True
             self._tracker.close()
             if self._hands_pool is not None:

@@ -270,6 +270,21 @@ def test_closed_session_refuses_work() -> None:
         session.process(np.zeros((64, 64, 3), np.uint8))
 
 
+@pytest.mark.parametrize("live", [False, True])
+def test_closing_the_session_stops_a_stream_left_open(video_path, live: bool) -> None:
+    """A loop leaves a pipelined stream unfinished (``break`` with the generator still
+    referenced) and the session closes: the stream's threads are stopped and joined before
+    the tracker, the model and the GL context are released. Before, they ran on into the
+    released objects and the process aborted ("terminate called without an active
+    exception")."""
+    source = arfx.VideoFileSource(video_path("single_face.mp4"))
+    with arfx.Session(["lipstick"]) as session:
+        frames = session.stream(source, pipelined=True, live=live)
+        assert next(frames).image.shape == (360, 640, 3)
+    assert [t.name for t in threading.enumerate() if t.name.startswith("arfx-")] == []
+    assert next(frames, None) is None  # the stream is finished
+
+
 def test_stream_keeps_timestamps(video_path) -> None:
     source = arfx.VideoFileSource(video_path("single_face.mp4"))
     with arfx.Session(["lipstick"]) as session:

@@ -306,8 +306,9 @@ class MeshRenderer:
         texture_unit: int,
         mesh_boxes: Any = None,
     ) -> None:
-        """Draw pass ``index`` of ``effect`` into ``target``. The pass's uniforms are set on
-        ``program`` and its input image is bound to texture unit 0. ``mesh_boxes`` (the hooks'
+        """Draw pass ``index`` of ``effect`` into ``target``, which already holds the pass's
+        input image (also bound to texture unit 0). The pass's uniforms are set on
+        ``program``. ``mesh_boxes`` (the hooks'
         ``arfx_mesh_boxes``: per face, the pixel box its model covers, zeros if unknown)
         confines the multisampled drawing, the costly part on a CPU renderer, to them."""
         from .compositor import MAX_FACES, _set
@@ -323,10 +324,9 @@ class MeshRenderer:
             for i, face in enumerate(frame.faces[:MAX_FACES])
             if getattr(face, "pose", None) is not None
         ]
-        # The whole input goes to the target; the faces' region is drawn multisampled.
+        # The target holds the input (the compositor copied it); the faces' region is drawn
+        # multisampled and resolved into it.
         _set(self._copy, "u_frame", 0)
-        target.use()
-        self._copy_vao.render(moderngl.TRIANGLES, vertices=3)
         region = _region([_mesh_box(face, i, mesh_boxes) for i, face in faces], (width, height))
         if region is None:
             return

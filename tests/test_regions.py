@@ -15,7 +15,7 @@ from arfx.effect import Effect, EffectSpec, FrameContext
 from arfx.errors import EffectError
 from arfx.regions import COVER_TILE, bounding_rect, coverage_rects, intersect, region_rects
 from arfx.registry import EffectRegistry
-from arfx.session import Session
+from arfx.session import Session, SessionOptions
 
 
 def _rgb(path: Path) -> np.ndarray:
@@ -173,3 +173,19 @@ def test_drawing_in_regions_and_covered_tiles_matches_drawing_everywhere(
     difference = np.abs(regional.astype(int) - full.astype(int))
     assert np.abs(regional.astype(int) - image.astype(int)).max() > 50  # effects were drawn
     assert difference.max() <= 1, np.argwhere(difference > 1)[:5]
+
+
+def test_texel_copies_and_blits_composite_the_same_frame(image_path) -> None:
+    """Passes copy their input into their target around what they draw: by texels
+    (glCopyImageSubData, which Mesa and NVIDIA's driver have) or, without it, by a
+    framebuffer blit. Both give the same frame."""
+    image = _rgb(image_path("two_people.jpg"))
+    options = SessionOptions(static_images=True)  # each frame analysed afresh
+    with Session(["lipstick", "hair_color", "eyewear"], options) as session:
+        assert session._compositor._copy_image is not None
+        session.process(image)  # the first frame differs from later ones at a pixel here
+        texels = session.process(image)
+        session._compositor._copy_image = None
+        blits = session.process(image)
+    assert np.abs(texels.astype(int) - image.astype(int)).max() > 50  # effects were drawn
+    assert np.array_equal(texels, blits)

@@ -1014,7 +1014,11 @@ class Session:
             if self._closed:
                 return
             for frames in list(self._streams):
-                frames.close()  # a stream left open: its threads stop and are joined
+                # A stream left open: its threads stop and are joined. One running on
+                # another thread (decoding its next frame) raises instead: it then stops at
+                # that frame, on the closed session.
+                with contextlib.suppress(ValueError):
+                    frames.close()
             self._closed = True
             self._tracker.close()
             if self._hands_pool is not None:

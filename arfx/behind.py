@@ -25,10 +25,11 @@ Settle = Callable[[list[FaceAnalysis]], list[FaceAnalysis]]
 
 class ModelBehind:
     """Runs ``analyzer`` on the newest frame in a worker thread; ``analyze`` returns at once
-    with the newest finished maps moved onto each face. ``settle`` gets each finished run
-    (e.g. the session's mask stabiliser, then ``analyzer.remember``) before its maps are
-    used. Only one thread touches ``analyzer`` at a time. A context manager: ``close()``
-    waits for the run in flight and ends the worker."""
+    with the newest finished maps moved onto each face. ``settle`` gets each run (e.g. the
+    session's mask stabiliser, then ``analyzer.remember``) in the worker too, before its maps
+    are used, so the stream's thread does not pay for it. Only one thread touches
+    ``analyzer`` (and what ``settle`` touches) at a time: ``reset`` and ``close`` wait for the
+    run in flight. A context manager: ``close()`` waits for that run and ends the worker."""
 
     def __init__(self, analyzer: FaceAnalyzer, settle: Settle | None = None) -> None:
         self.analyzer = analyzer
@@ -73,8 +74,12 @@ class ModelBehind:
 
     def _start(self, image: np.ndarray, faces: Sequence[Any]) -> None:
         assert self._pool is not None
-        self._run = self._pool.submit(self.analyzer.analyze, image, list(faces))
+        self._run = self._pool.submit(self._analyze, image, list(faces))
         self._run_ids = frozenset(face.id for face in faces)
+
+    def _analyze(self, image: np.ndarray, faces: list[Any]) -> list[FaceAnalysis]:
+        """One run, in the worker."""
+        return self._settle(self.analyzer.analyze(image, faces))
 
     def _collect(self, *, wait: bool) -> None:
         """Take the run in flight's analyses when it has finished (or, with ``wait``, once
@@ -83,7 +88,7 @@ class ModelBehind:
         if run is None or not (wait or run.done()):
             return
         self._run = None
-        analyses = self._settle(run.result())
+        analyses = run.result()
         self.runs += 1
         self._latest = {analysis.face_id: analysis for analysis in analyses}
 

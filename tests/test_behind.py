@@ -123,6 +123,26 @@ def test_a_new_face_beside_a_known_one_waits_for_a_run_that_has_it(face_model, o
         behind.analyze(rgb, [face])
 
 
+def test_each_run_is_settled_in_the_worker_before_its_maps_are_used(face_model, obama):
+    """``settle`` (the session's mask stabiliser) runs beside the stream, in the model's
+    worker, not on the stream's thread: a live frame does not wait for it."""
+    rgb, face = obama
+    settled: list[str] = []
+
+    def settle(analyses):
+        settled.append(threading.current_thread().name)
+        return [replace(a, occlusion=a.occlusion * 0.0) for a in analyses]
+
+    with ModelBehind(FaceAnalyzer(face_model), settle) as behind:
+        (first,), _ = behind.analyze(rgb, [face])
+        behind.analyze(rgb, [face])  # starts a second run
+        behind._collect(wait=True)
+        (later,), _ = behind.analyze(rgb, [face])
+    assert len(settled) >= 2
+    assert all(name.startswith("arfx-model") for name in settled), settled
+    assert not first.occlusion.any() and not later.occlusion.any()  # settled maps are used
+
+
 def test_the_session_option_is_checked():
     from arfx.session import SessionOptions
 

@@ -31,6 +31,7 @@ import cv2
 import numpy as np
 
 from .behind import ModelBehind
+from .blas import limit_blas_threads
 from .codecs import DECODERS, ENCODERS
 from .compositor import Compositor
 from .effect import Effect, EffectSpec, FrameContext, file_stamp
@@ -249,6 +250,7 @@ class Session:
     ) -> None:
         fix_mmap_threshold()  # closed sessions must give their memory back (arfx.heap)
         limit_arenas()  # and long streams must stay flat
+        limit_blas_threads()  # spinning BLAS workers took a core from the renderer (arfx.blas)
         options = options or SessionOptions()
         if max_faces is not None:
             options = replace(options, max_faces=max_faces)

@@ -458,3 +458,29 @@ def test_model_schedule_carries_masks_between_runs(video_path) -> None:
             np.testing.assert_allclose(face.analysis.alignment.matrix, expected, atol=1e-9)
             difference = np.abs(mine.image.astype(int) - theirs.image.astype(int))
             assert difference.mean() < 0.5, (mine.index, difference.mean())
+
+
+def test_a_session_keeps_numpys_blas_to_one_thread(monkeypatch) -> None:
+    """OpenBLAS's idle workers spin and took a core from the renderer (arfx.blas): a
+    session limits numpy's BLAS to one thread, unless the environment chose a count."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from arfx.blas import THREAD_VARIABLES
+
+    def blas_threads() -> set[int]:  # numpy's (OpenCV brings a one-thread OpenBLAS too)
+        return {
+            i["num_threads"]
+            for i in threadpool_info()
+            if i["user_api"] == "blas" and "numpy" in i["filepath"]
+        }
+
+    for name in THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    with threadpool_limits(limits=2, user_api="blas"):  # put back after the test
+        assert blas_threads() == {2}
+        with arfx.Session(["lipstick"]):
+            assert blas_threads() == {1}
+    with threadpool_limits(limits=2, user_api="blas"):
+        monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")  # the application's own choice
+        with arfx.Session(["lipstick"]):
+            assert blas_threads() == {2}

@@ -238,8 +238,13 @@ class Compositor:
             if any(effect.spec.pose for effect, _ in passes):
                 common.update(pose_uniforms(frame))
             rects = [
-                region_rects(effect.spec.region, frame.faces, (width, height))
-                for effect, _ in passes
+                region_rects(
+                    effect.spec.region,
+                    frame.faces,
+                    (width, height),
+                    uniforms.get("arfx_draw_boxes"),
+                )
+                for effect, uniforms in passes
             ]
             area = _working_area(rects)
             current = self._source

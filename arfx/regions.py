@@ -29,6 +29,9 @@ LIPS_MARGIN = 0.3
 lip mask where it is wider than the mesh's lips."""
 FACE_MARGIN = 0.25
 """Around the face's landmark box, in face sizes."""
+DRAW_BOX_MARGIN = 1
+"""Pixels around a hook's ``arfx_draw_boxes``: a pixel whose centre lies on a box's edge is
+inside it."""
 
 
 def face_rect(face: Any, region: str) -> tuple[float, float, float, float] | None:
@@ -52,16 +55,23 @@ def face_rect(face: Any, region: str) -> tuple[float, float, float, float] | Non
     return float(x0), float(y0), float(x1), float(y1)
 
 
-def region_rects(region: str, faces: Sequence[Any], size: tuple[int, int]) -> list[Rect] | None:
+def region_rects(
+    region: str, faces: Sequence[Any], size: tuple[int, int], draw_boxes: Any = None
+) -> list[Rect] | None:
     """Scissor rectangles of an effect's ``region`` over ``faces`` in a (width, height) frame.
+
+    ``draw_boxes`` (the effect hooks' ``arfx_draw_boxes``: per face, in ``faces`` order, the
+    pixel box x0, y0, x1, y1 outside which the effect changes nothing; zeros where unknown)
+    narrows each face's rectangle to its box, grown by DRAW_BOX_MARGIN.
 
     None means the whole frame; an empty list means nothing to draw (no face in the frame).
     """
     if region == "frame":
         return None
     width, height = size
+    boxes = np.zeros((0, 4)) if draw_boxes is None else np.asarray(draw_boxes, np.float64)
     rects = []
-    for face in faces:
+    for i, face in enumerate(faces):
         box = face_rect(face, region)
         if box is None:
             return None
@@ -69,6 +79,12 @@ def region_rects(region: str, faces: Sequence[Any], size: tuple[int, int]) -> li
         y0 = max(int(np.floor(box[1])) - TAP_MARGIN, 0)
         x1 = min(int(np.ceil(box[2])) + TAP_MARGIN, width)
         y1 = min(int(np.ceil(box[3])) + TAP_MARGIN, height)
+        if i < len(boxes) and np.any(boxes[i]):
+            bx0, by0, bx1, by1 = boxes[i]
+            x0 = max(x0, int(np.floor(bx0)) - DRAW_BOX_MARGIN)
+            y0 = max(y0, int(np.floor(by0)) - DRAW_BOX_MARGIN)
+            x1 = min(x1, int(np.ceil(bx1)) + DRAW_BOX_MARGIN)
+            y1 = min(y1, int(np.ceil(by1)) + DRAW_BOX_MARGIN)
         if x1 > x0 and y1 > y0:
             rects.append((x0, y0, x1 - x0, y1 - y0))
     return rects

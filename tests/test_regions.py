@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from arfx.compositor import Compositor
+from arfx.compositor import MAX_FACES, Compositor
 from arfx.effect import Effect, EffectSpec, FrameContext
 from arfx.errors import EffectError
 from arfx.regions import COVER_TILE, bounding_rect, coverage_rects, intersect, region_rects
@@ -47,6 +47,24 @@ def test_region_rectangles_hold_what_they_name(image_path) -> None:
             assert x1 <= x0 and y1 <= y0 and x0 + w0 <= x1 + w1 and y0 + h0 <= y1 + h1
     assert bounding_rect([(0, 0, 10, 10), (20, 5, 5, 20)]) == (0, 0, 25, 25)
     assert bounding_rect([]) is None
+
+
+def test_hook_draw_boxes_narrow_each_faces_rectangle(image_path) -> None:
+    """``arfx_draw_boxes`` (per face, in face order; zeros: unknown) narrows that face's
+    rectangle to the box grown by a pixel; a box outside the region leaves nothing."""
+    image = _rgb(image_path("two_people.jpg"))
+    with Session(["lipstick"]) as session:
+        faces = session.analyze(image)
+    size = (image.shape[1], image.shape[0])
+    plain = region_rects("lips", faces, size)
+    boxes = np.zeros((MAX_FACES, 4), np.float32)
+    x, y, w, h = plain[1]
+    boxes[1] = (x + 10.2, y + 8.7, x + w - 12.5, y + h - 9.0)
+    narrowed = region_rects("lips", faces, size, boxes)
+    assert narrowed[0] == plain[0]  # no box: the face's whole rectangle
+    assert narrowed[1] == (x + 9, y + 7, w - 20, h - 15)
+    boxes[0] = (-50.0, -50.0, -20.0, -20.0)  # off the frame: nothing of face 0 is drawn
+    assert region_rects("lips", faces, size, boxes) == [narrowed[1]]
 
 
 def test_coverage_rectangles_hold_every_hot_pixel_and_only_hot_tiles() -> None:

@@ -80,6 +80,7 @@ def uniforms(frame: FrameContext, params: Mapping[str, Any]) -> dict[str, Any]:
         "u_lip_peak": peak,
         "u_mouth_width": mouth_width,
         "u_lip_box": boxes,
+        "arfx_draw_boxes": boxes,  # nothing is drawn outside them: the compositor skips it
         "u_mouth": frames,
         "u_half_vector": halves,
         "u_turn": turns,

@@ -20,6 +20,7 @@ area is read back. On a CPU renderer this is most of the frame time saved.
 from __future__ import annotations
 
 import ctypes
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -199,6 +200,11 @@ class Compositor:
         self._images: dict[tuple[int, str], tuple[np.ndarray, moderngl.Texture]] = {}
         self._mesh_renderer: MeshRenderer | None = None  # made for the first mesh pass
         self._closed = False
+        self.pass_times: dict[str, list[float]] | None = None
+        """Set to a dict to collect seconds per pass and frame, keyed ``"composite: NAME"``
+        (NAME the effect's, with the pass's number when several run), on renderers that
+        finish every pass anyway (software ones): each time is then the pass's whole work.
+        A GPU would have to be stalled after every pass for it, so nothing is collected."""
 
     def render(
         self,
@@ -312,6 +318,7 @@ class Compositor:
         for index, (program, vao) in enumerate(programs):
             if not spec.passes[index].enabled(params):
                 continue
+            start = time.perf_counter()
             texture, framebuffer = next(
                 t for t in self._targets if t[0] is not current and t[0] is not effect_input
             )
@@ -371,6 +378,11 @@ class Compositor:
                 # The next pass samples this one's target, and moderngl would wait for the
                 # renderer there holding the GIL: wait here without it (gil_free_finish).
                 self._finish()
+                if self.pass_times is not None:
+                    several = sum(p.enabled(params) for p in spec.passes) > 1
+                    name = f"{effect.name} {index + 1}" if several else effect.name
+                    seconds = time.perf_counter() - start
+                    self.pass_times.setdefault(f"composite: {name}", []).append(seconds)
             error = self.ctx.error
             if error != "GL_NO_ERROR":
                 raise EffectError(

@@ -296,7 +296,9 @@ class Session:
         compositing raised, by ``"stage: ExceptionType"`` (a GL or model error)."""
         self._busy = False
         self.stage_times: dict[str, list[float]] | None = None
-        """Set to a dict to collect seconds per stage and frame (``arfx bench pipeline``)."""
+        """Set to a dict to collect seconds per stage and frame (``arfx bench pipeline``);
+        on a software renderer also per effect pass, as ``"composite: NAME"``
+        (``Compositor.pass_times``)."""
         self._masks = ModelMasks() if self._analyzer is not None else MeshMasks()
         self._hand_tracker: HandTracker | None = None  # made when an effect first needs it
         self._hand_buffer: np.ndarray | None = None
@@ -947,6 +949,7 @@ class Session:
         def failed(effect: Effect, exc: EffectError) -> None:
             self._report_failure(effect, prepared.index, exc)
 
+        self._compositor.pass_times = self.stage_times  # each pass's time too, where cheap
         with self._timed("composite"):
             return self._compositor.render(prepared.context, prepared.passes, on_failure=failed)
 

@@ -386,6 +386,9 @@ def bench_pipeline(
     return report
 
 
+_PASS_PREFIX = "composite: "
+
+
 def pipeline_table(report: PipelineReport) -> str:
     """The report as text: the stage table, then the totals."""
     width, height = report.size
@@ -399,8 +402,18 @@ def pipeline_table(report: PipelineReport) -> str:
         f"{'stage':<16} {'median ms':>10} {'p95 ms':>8} {'frames':>7}"
         + ("" if report.sequential_fps else "   (pipelined: stages share the cores)"),
     ]
+    # Each effect pass ("composite: NAME", software renderers only) under the composite row.
+    passes = [row for row in report.stages if row.stage.startswith(_PASS_PREFIX)]
     for row in report.stages:
+        if row in passes:
+            continue
         lines.append(f"{row.stage:<16} {row.median_ms:>10.1f} {row.p95_ms:>8.1f} {row.frames:>7}")
+        if row.stage == "composite":
+            for part in passes:
+                name = "  " + part.stage[len(_PASS_PREFIX) :]
+                lines.append(
+                    f"{name:<16} {part.median_ms:>10.1f} {part.p95_ms:>8.1f} {part.frames:>7}"
+                )
     lines.append("")
     lines.append(f"plain decode+encode   {report.plain_fps:8.1f} frames/s")
     lines.append(

@@ -238,6 +238,11 @@ class Session:
 
     >>> with arfx.Session(["lipstick:color=#a3122f"]) as session:
     ...     out = session.process(rgb_frame)
+
+    Creating one also sets three things for the whole process, unless the environment sets
+    them itself: glibc's mmap threshold and arena count (``arfx.heap``: closed sessions and
+    long streams give memory back) and one thread for numpy's BLAS (``arfx.blas``: its idle
+    workers spin and took a core from the renderer). They stay set after the session closes.
     """
 
     def __init__(

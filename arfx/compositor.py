@@ -350,7 +350,7 @@ class Compositor:
                 _set(program, key, value)
             try:
                 if vao is None:  # a mesh pass draws over a copy of its input
-                    self._copy(current, texture, area if rects is not None else None)
+                    self._copy(current, texture, area)  # None with rects None: the whole frame
                     boxes = uniforms.get("arfx_mesh_boxes")
                     self._meshes().draw(
                         effect, index, program, frame, params, framebuffer, unit, boxes

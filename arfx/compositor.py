@@ -186,8 +186,9 @@ class Compositor:
         # A CPU renderer draws a pass only when something needs its pixels; a GPU runs the
         # passes while the next ones are issued, which finishing after each would stall.
         self._finish_passes = is_software_renderer(self.renderer)
-        # Compiled passes per spec object; the spec is kept so its id() cannot be reused.
-        self._programs: dict[int, tuple[EffectSpec, list[_Program]]] = {}
+        # Compiled passes per spec object and face count (ARFX_FACE_COUNT); the spec is kept
+        # so its id() cannot be reused.
+        self._programs: dict[int, tuple[EffectSpec, dict[int, list[_Program]]]] = {}
         self._size: tuple[int, int] | None = None
         self._source: moderngl.Texture | None = None
         self._source_fb: moderngl.Framebuffer | None = None
@@ -308,7 +309,7 @@ class Compositor:
         the caller goes on from it unchanged.
         """
         spec = effect.spec
-        programs = self._compiled(spec)
+        programs = self._compiled(spec, min(len(frame.faces), MAX_FACES))
         for name in spec.masks:
             if name not in frame.masks:
                 raise EffectError(f"effect {effect.name!r} needs mask {name!r}")
@@ -412,9 +413,10 @@ class Compositor:
         framebuffer.use()
 
     def prepare(self, effect: Effect) -> None:
-        """Compile ``effect``'s passes now, so a broken one fails before the first frame."""
+        """Compile ``effect``'s passes now (for one face, the usual case), so a broken one
+        fails before the first frame."""
         with self.ctx:
-            self._compiled(effect.spec)
+            self._compiled(effect.spec, 1)
             params = effect.params
             for spec in effect.spec.passes:
                 if spec.is_mesh and spec.enabled(params):  # its model loads, or fails, now
@@ -428,13 +430,26 @@ class Compositor:
             self._mesh_renderer = MeshRenderer(self.ctx, wait)
         return self._mesh_renderer
 
-    def _compiled(self, spec: EffectSpec) -> list[_Program]:
+    def _compiled(self, spec: EffectSpec, face_count: int) -> list[_Program]:
+        """``spec``'s passes compiled for frames of ``face_count`` faces.
+
+        ARFX_FACE_COUNT is a compile-time constant so loops over the faces unroll and read
+        per-face uniform arrays at constant indices: llvmpipe reads an array at a loop's
+        index once per pixel, which took 2.8 of hair_color's first pass's 4.9 ms at
+        1280x720. A face count met for the first time costs one compile.
+        """
         entry = self._programs.get(id(spec))
-        if entry is not None and entry[0] is spec:
-            return entry[1]
+        if entry is None or entry[0] is not spec:
+            entry = self._programs[id(spec)] = (spec, {})
+        variants = entry[1]
+        if face_count in variants:
+            return variants[face_count]
         programs: list[_Program] = []
         try:
-            for source, vertex in zip(spec.pass_sources(), spec.vertex_sources(), strict=True):
+            sources = zip(
+                spec.pass_sources(face_count), spec.vertex_sources(face_count), strict=True
+            )
+            for source, vertex in sources:
                 try:
                     program = self.ctx.program(
                         vertex_shader=_VERTEX_SHADER if vertex is None else vertex.text,
@@ -453,7 +468,7 @@ class Compositor:
         except BaseException:
             _release(programs)
             raise
-        self._programs[id(spec)] = (spec, programs)
+        variants[face_count] = programs
         return programs
 
     def _ensure_size(self, width: int, height: int) -> None:
@@ -527,7 +542,10 @@ class Compositor:
         """How many GL objects (programs, vertex arrays, textures, framebuffers, buffers)
         this compositor holds now; constant from frame to frame once warm (leak checks)."""
         count = sum(
-            1 + (vao is not None) for _, programs in self._programs.values() for _, vao in programs
+            1 + (vao is not None)
+            for _, variants in self._programs.values()
+            for programs in variants.values()
+            for _, vao in programs
         )
         count += 2 * len(self._targets) + len(self._masks) + len(self._images)
         count += (self._source is not None) + (self._source_fb is not None)
@@ -543,9 +561,10 @@ class Compositor:
         if entry is not None and entry[0] is spec:
             del self._programs[id(spec)]
             with self.ctx:
-                if self._mesh_renderer is not None:
-                    self._mesh_renderer.forget([program for program, _ in entry[1]])
-                _release(entry[1])
+                for programs in entry[1].values():
+                    if self._mesh_renderer is not None:
+                        self._mesh_renderer.forget([program for program, _ in programs])
+                    _release(programs)
 
     def close(self) -> None:
         """Release every GL object and the context itself."""
@@ -557,8 +576,9 @@ class Compositor:
             if self._mesh_renderer is not None:
                 self._mesh_renderer.release()
                 self._mesh_renderer = None
-            for _, programs in self._programs.values():
-                _release(programs)
+            for _, variants in self._programs.values():
+                for programs in variants.values():
+                    _release(programs)
             self._programs = {}
             for _, texture in self._images.values():
                 texture.release()

@@ -292,23 +292,35 @@ class EffectSpec:
         """Preprocessor names that switch on the declared inputs in shaders/arfx.glsl."""
         return [f"ARFX_USE_{key.upper()}" for key in ("landmarks", "pose") if getattr(self, key)]
 
-    def pass_sources(self) -> list[ShaderSource]:
-        """Every pass's (fragment) GLSL, with the standard prelude and includes resolved."""
-        return [self._compose(p.shader, p.is_mesh, vertex=False) for p in self.passes]
+    def pass_sources(self, face_count: int | None = None) -> list[ShaderSource]:
+        """Every pass's (fragment) GLSL, with the standard prelude and includes resolved.
 
-    def vertex_sources(self) -> list[ShaderSource | None]:
-        """Every mesh pass's vertex shader GLSL (None for full-screen passes)."""
+        ``face_count`` fixes ``ARFX_FACE_COUNT`` at compile time (the compositor compiles a
+        pass once per face count it meets); None leaves it the ``u_face_count`` uniform.
+        """
         return [
-            self._compose(p.vertex, True, vertex=True) if p.vertex else None for p in self.passes
+            self._compose(p.shader, p.is_mesh, vertex=False, face_count=face_count)
+            for p in self.passes
         ]
 
-    def _compose(self, file: str, mesh: bool, *, vertex: bool) -> ShaderSource:
+    def vertex_sources(self, face_count: int | None = None) -> list[ShaderSource | None]:
+        """Every mesh pass's vertex shader GLSL (None for full-screen passes)."""
+        return [
+            self._compose(p.vertex, True, vertex=True, face_count=face_count) if p.vertex else None
+            for p in self.passes
+        ]
+
+    def _compose(
+        self, file: str, mesh: bool, *, vertex: bool, face_count: int | None = None
+    ) -> ShaderSource:
         shared = shaders_dir()
         defines = self.defines()
         if mesh:
             defines.append("ARFX_MESH_PASS")
         if vertex:
             defines.append("ARFX_VERTEX_SHADER")
+        if face_count is not None:
+            defines.append(f"ARFX_FACE_COUNT {face_count}")
         return compose_shader(
             self.folder / file,
             [shared],

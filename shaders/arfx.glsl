@@ -17,6 +17,14 @@ uniform vec2 u_resolution;                 // frame size in pixels
 uniform int u_face_count;                  // number of valid entries below
 uniform vec4 u_face_box[ARFX_MAX_FACES];   // per face: x0, y0, x1, y1 in pixels
 
+// The number of faces in this frame (u_face_count) as a compile-time constant: arfx compiles
+// each pass once per face count it meets. Loop over faces up to it, not up to u_face_count:
+// such loops unroll and read per-face arrays at constant indices, where a software renderer
+// (llvmpipe) would otherwise fetch the array once per pixel at each step.
+#ifndef ARFX_FACE_COUNT
+#define ARFX_FACE_COUNT u_face_count
+#endif
+
 #ifndef ARFX_VERTEX_SHADER
 out vec4 arfx_out;
 
@@ -34,7 +42,7 @@ vec4 arfx_input() { return texelFetch(u_input, ivec2(gl_FragCoord.xy), 0); }
 
 // Index of the first face whose box, grown by `margin` times its size, holds `px`; -1 if none.
 int arfx_face_at(vec2 px, float margin) {
-    for (int i = 0; i < u_face_count && i < ARFX_MAX_FACES; ++i) {
+    for (int i = 0; i < ARFX_FACE_COUNT && i < ARFX_MAX_FACES; ++i) {
         vec4 b = u_face_box[i];
         vec2 grow = (b.zw - b.xy) * margin;
         if (all(greaterThanEqual(px, b.xy - grow)) && all(lessThanEqual(px, b.zw + grow))) {

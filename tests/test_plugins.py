@@ -494,6 +494,37 @@ def test_landmarks_texture_and_pose_uniforms_reach_the_shader(compositor, tmp_pa
         assert np.abs(np.mean([xs, ys], axis=1) + 0.5 - expected).max() < 0.6
 
 
+def test_face_count_is_a_compile_time_constant_of_each_frame(compositor, tmp_path) -> None:
+    """ARFX_FACE_COUNT is the frame's face count as a constant (a `const int` accepts it, so
+    loops over faces unroll): each count gets its own compiled pass, kept for later frames;
+    a source composed without a count falls back to the u_face_count uniform."""
+    shader = """
+        const int COUNT = ARFX_FACE_COUNT;
+        void main() {
+            int boxes = 0;
+            for (int i = 0; i < ARFX_FACE_COUNT; ++i) boxes += int(u_face_box[i].x == 10.0 * i);
+            arfx_out = vec4(float(COUNT) / 8.0, float(u_face_count) / 8.0, float(boxes) / 8.0, 1.0);
+        }
+    """
+    folder = _effect(tmp_path, "count", 'name = "count"\nshader = "fx.frag"\n', {"fx.frag": shader})
+    effect = Effect(EffectSpec.load(folder))
+    image = np.zeros((24, 32, 3), np.uint8)
+    landmarks = np.zeros((LANDMARKS, 3), np.float32)
+    faces = [Face(i, landmarks, (10.0 * i, 0, 20, 20), None) for i in range(3)]
+    objects = []
+    for count in (1, 0, 3, 2, 1, 3, 0):
+        out = compositor.render(FrameContext(image, faces[:count], {}), [(effect, {})])
+        assert np.abs(out.astype(float) - 255 * count / 8).max() <= 1, count
+        objects.append(compositor.gl_objects())
+    assert objects[3] > objects[0] and objects[3:] == [objects[3]] * 4  # one compile per count
+    generic = effect.spec.pass_sources()[0].text
+    assert "#define ARFX_FACE_COUNT u_face_count" in generic
+    vertex = "#version 330 core\nvoid main() { gl_Position = vec4(0.0); }\n"
+    with pytest.raises(moderngl.Error):  # the fallback is a uniform, not a constant
+        compositor.ctx.program(vertex_shader=vertex, fragment_shader=generic)
+    compositor.forget(effect)
+
+
 def test_undeclared_landmarks_fail_with_a_hint_naming_the_manifest(compositor, tmp_path) -> None:
     shader = "void main() {\n    arfx_out = vec4(arfx_landmark(0, 1), 0.0, 1.0);\n}\n"
     folder = _effect(

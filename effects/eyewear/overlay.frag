@@ -15,7 +15,7 @@ void main() {
     vec2 px = arfx_pixel();
     vec3 color = src.rgb;
     bool touched = false;
-    for (int f = 0; f < u_face_count && f < ARFX_MAX_FACES; ++f) {
+    for (int f = 0; f < ARFX_FACE_COUNT && f < ARFX_MAX_FACES; ++f) {
         if (u_overlay_on[f] <= 0.0) continue;
         vec3 q = u_overlay[f] * vec3(px, 1.0);
         if (q.z <= 0.0) continue;

@@ -33,9 +33,10 @@ const float WARM_HUE = 0.95;        // Lab hue angle (radians) of golden brown
 const float HIGHLIGHT_HEIGHT = 0.35; // ... its 95th: this part of the way from the median to white
 
 int nearest_face(vec2 px) {
+    if (ARFX_FACE_COUNT == 1) return 0;  // a constant: per-face arrays are read once
     int best = -1;
     float best_distance = 1e20;
-    for (int i = 0; i < u_face_count && i < ARFX_MAX_FACES; ++i) {
+    for (int i = 0; i < ARFX_FACE_COUNT && i < ARFX_MAX_FACES; ++i) {
         vec4 box = u_face_box[i];
         float size = max(max(box.z - box.x, box.w - box.y), 1.0);
         float d = length(px - 0.5 * (box.xy + box.zw)) / size;
@@ -50,7 +51,7 @@ int nearest_face(vec2 px) {
 // 1 well inside some face's model crop, 0 outside all of them.
 float crop_fade(vec2 px) {
     float fade = 0.0;
-    for (int i = 0; i < u_face_count && i < ARFX_MAX_FACES; ++i) {
+    for (int i = 0; i < ARFX_FACE_COUNT && i < ARFX_MAX_FACES; ++i) {
         vec2 c = vec2(dot(u_crop_x[i], vec3(px, 1.0)), dot(u_crop_y[i], vec3(px, 1.0)));
         float inside = min(min(c.x, c.y), min(CROP - c.x, CROP - c.y));
         fade = max(fade, clamp(inside / CROP_FADE, 0.0, 1.0));

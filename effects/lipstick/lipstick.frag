@@ -145,7 +145,7 @@ float flakes(vec2 p, float density, float radius, float cell_px, vec3 normal, ve
 // The face whose lip box holds px, or -1.
 int lip_face(vec2 px) {
     int found = -1;
-    for (int i = u_face_count - 1; i >= 0; --i) {
+    for (int i = ARFX_FACE_COUNT - 1; i >= 0; --i) {
         vec4 b = u_lip_box[i];
         if (all(greaterThanEqual(px, b.xy)) && all(lessThanEqual(px, b.zw))) found = i;
     }

@@ -191,6 +191,34 @@ def test_dark_hair_gets_lighter_with_a_light_colour(
     assert abs(_lab(tinted)[core][:, 0].mean() - before[:, 0].mean()) < 3.0
 
 
+def test_only_yellow_colours_take_the_golden_shadow_turn(session, wolfgang_frame) -> None:
+    """hooks.py tells the shader whether a yellow hue can be dyed, so it skips the hue maths
+    for other colours: skipping it changes no pixel of those, and a golden colour's shadows
+    still turn toward orange."""
+    effect = session.effect("hair_color")
+    hook = effect.load_hooks()
+    assert hook is not None
+    renders = {}
+    for color in ("#8a4a32", "#d9a066"):  # the default brown; gold
+        for forced in (None, False, True):
+            effect._hook = hook if forced is None else _forcing(hook, forced)
+            try:
+                renders[color, forced] = _render(session, wolfgang_frame, color=color)[0]
+            finally:
+                effect._hook = hook
+    assert np.array_equal(renders["#8a4a32", None], renders["#8a4a32", True])
+    assert np.array_equal(renders["#d9a066", None], renders["#d9a066", True])
+    turned = np.abs(renders["#d9a066", None].astype(int) - renders["#d9a066", False]).max(-1)
+    assert (turned > 2).sum() > 500, "gold's shadows turn toward golden brown"
+
+
+def _forcing(hook: Any, value: bool) -> Any:
+    def forced(frame: Any, params: Any) -> Any:
+        return {**hook(frame, params), "u_maybe_yellow": value}
+
+    return forced
+
+
 def test_ombre_tips_take_the_tip_colour(session, wolfgang_frame) -> None:
     image = wolfgang_frame
     params = {"color": "#2a5bd7", "tip_color": "#e75480", "strength": 1.0}

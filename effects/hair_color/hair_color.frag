@@ -129,13 +129,16 @@ vec3 dyed_lab(float l, int face, vec3 target, float lift) {
     // A muted picture gets a muted dye, as its skin and everything else is.
     vec2 ab = target.yz * clamp(chroma, 0.0, 1.0) * u_saturation[face];
     // Shaded yellow reads olive; blonde hair's shadows are golden brown: turn yellow hues
-    // toward orange as they darken.
-    float hue = atan(target.z, target.y);
-    float yellow = smoothstep(0.95, 1.35, hue) * (1.0 - smoothstep(1.9, 2.4, hue));
-    float warm = yellow * min(1.5 * clamp(1.0 - new_l / max(target.x, 1.0), 0.0, 1.0), 1.0);
-    if (warm > 0.0) {
-        hue = mix(hue, WARM_HUE, warm);
-        ab = length(ab) * vec2(cos(hue), sin(hue));
+    // toward orange as they darken. Skipped where hooks.py knows no colour is yellow: a
+    // software renderer computes the hue for every pixel otherwise.
+    if (u_maybe_yellow) {
+        float hue = atan(target.z, target.y);
+        float yellow = smoothstep(0.95, 1.35, hue) * (1.0 - smoothstep(1.9, 2.4, hue));
+        float warm = yellow * min(1.5 * clamp(1.0 - new_l / max(target.x, 1.0), 0.0, 1.0), 1.0);
+        if (warm > 0.0) {
+            hue = mix(hue, WARM_HUE, warm);
+            ab = length(ab) * vec2(cos(hue), sin(hue));
+        }
     }
     return vec3(new_l, ab);
 }

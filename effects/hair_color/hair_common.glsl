@@ -2,6 +2,7 @@
 
 uniform vec3 u_root_lab;       // the colour (u_color) in CIELAB, from hooks.py
 uniform vec3 u_tip_lab;        // the tip colour (u_tip_color) in CIELAB
+uniform bool u_maybe_yellow;   // a yellow hue may be dyed: the colour's, or any along the ombré
 uniform float u_ombre;
 uniform float u_strength;
 uniform float u_lift;

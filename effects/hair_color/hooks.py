@@ -53,6 +53,9 @@ _CROP = 256.0
 _RATE = 0.3
 _MAX_MOVE = 0.25  # box centre shift, in box sizes, between consecutive frames
 _MAX_CHANGE = 8.0  # median lightness change between consecutive frames
+# CIELAB hue angles (radians) the shader turns toward golden brown in the shade: its
+# 0.95-2.4 with a margin. A colour outside them (with no ombré) skips that maths.
+_YELLOW_HUES = (0.9, 2.45)
 
 
 def nearest_face(x: np.ndarray, y: np.ndarray, faces: Sequence[Any]) -> np.ndarray:
@@ -197,9 +200,11 @@ def uniforms(frame: FrameContext, params: Mapping[str, Any]) -> dict[str, Any]:
     root, tip = (
         lab(_srgb_to_linear(params[key]))[0].astype(np.float32) for key in ("color", "tip_color")
     )
+    hue = float(np.arctan2(root[2], root[1]))
     return {
         "u_root_lab": root,
         "u_tip_lab": tip,
+        "u_maybe_yellow": bool(params["ombre"] > 0 or _YELLOW_HUES[0] < hue < _YELLOW_HUES[1]),
         "u_hair_levels": np.ascontiguousarray(stats[:, :3]),
         "u_hair_chroma": np.ascontiguousarray(stats[:, 3:6]),
         "u_saturation": np.ascontiguousarray(stats[:, 6]),

@@ -495,9 +495,15 @@ class Compositor:
         return texture
 
     def _zero_mask_texture(self) -> moderngl.Texture:
-        """1x1 zero: an optional mask the session's mask source lacks reads 0 everywhere."""
-        if self._zero_mask is None:
-            self._zero_mask = self.ctx.texture((1, 1), 1, b"\x00", alignment=1)
+        """An optional mask the session's mask source lacks: zeros, frame-sized like every
+        mask, so shaders may read it at their own pixel (``arfx_mask_here``)."""
+        assert self._size is not None
+        if self._zero_mask is None or self._zero_mask.size != self._size:
+            if self._zero_mask is not None:
+                self._zero_mask.release()
+            width, height = self._size
+            self._zero_mask = self.ctx.texture(self._size, 1, bytes(width * height), alignment=1)
+            self._zero_mask.repeat_x = self._zero_mask.repeat_y = False
         return self._zero_mask
 
     def _landmark_texture(self) -> moderngl.Texture:

@@ -30,7 +30,8 @@ uniform sampler2D u_mask_lips;
 uniform sampler2D u_mask_occlusion;
 void main() {
     vec4 src = arfx_source();
-    float occluded = arfx_mask(u_mask_occlusion, arfx_pixel());
+    float filtered = arfx_mask(u_mask_occlusion, arfx_pixel());
+    float occluded = max(filtered, arfx_mask_here(u_mask_occlusion));
     arfx_out = occluded > 0.0 ? vec4(0.0, 1.0, 0.0, 1.0) : src;
 }
 """

@@ -525,6 +525,28 @@ def test_face_count_is_a_compile_time_constant_of_each_frame(compositor, tmp_pat
     compositor.forget(effect)
 
 
+def test_mask_here_is_the_mask_at_the_pixel(compositor, tmp_path) -> None:
+    """arfx_mask_here(mask) reads what arfx_mask(mask, arfx_pixel()) filters, exactly; an
+    optional mask the frame lacks reads zero there too (its stand-in is frame-sized)."""
+    shader = """
+        #include "mask.glsl"
+        uniform sampler2D u_mask_lips;
+        uniform sampler2D u_mask_hands;
+        void main() {
+            float filtered = arfx_mask(u_mask_lips, arfx_pixel());
+            float here = arfx_mask_here(u_mask_lips);
+            arfx_out = vec4(filtered, here, arfx_mask_here(u_mask_hands), 1.0);
+        }
+    """
+    manifest = 'name = "here"\nshader = "fx.frag"\nmasks = ["lips"]\noptional_masks = ["hands"]\n'
+    effect = Effect(EffectSpec.load(_effect(tmp_path, "here", manifest, {"fx.frag": shader})))
+    lips = np.random.default_rng(5).integers(0, 256, (37, 53), np.uint8)
+    frame = FrameContext(np.zeros((37, 53, 3), np.uint8), [], {"lips": lips})
+    out = compositor.render(frame, [(effect, {})])
+    assert np.array_equal(out[..., 0], lips) and np.array_equal(out[..., 1], lips)
+    assert not out[..., 2].any()
+
+
 def test_undeclared_landmarks_fail_with_a_hint_naming_the_manifest(compositor, tmp_path) -> None:
     shader = "void main() {\n    arfx_out = vec4(arfx_landmark(0, 1), 0.0, 1.0);\n}\n"
     folder = _effect(

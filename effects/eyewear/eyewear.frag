@@ -16,12 +16,12 @@ in vec2 v_uv;
 in vec3 v_diffuse;
 in vec3 v_specular;
 in float v_fresnel;
+flat in vec4 v_base;  // the material's colour, linear (the vertex stage's)
 
 void main() {
-    float hidden = max(arfx_mask(u_mask_occlusion, gl_FragCoord.xy),
-                       arfx_mask(u_mask_hands, gl_FragCoord.xy));
+    float hidden = max(arfx_mask_here(u_mask_occlusion), arfx_mask_here(u_mask_hands));
     if (hidden > 0.5) discard;
-    vec4 base = eyewear_material().color;
+    vec4 base = v_base;
     if (u_has_base_texture) {
         vec4 texel = texture(u_base_texture, v_uv);
         base *= vec4(srgb_to_linear(texel.rgb), texel.a);

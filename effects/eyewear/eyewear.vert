@@ -16,6 +16,7 @@ out vec2 v_uv;
 out vec3 v_diffuse;   // multiplies the base colour (linear)
 out vec3 v_specular;  // added (linear)
 out float v_fresnel;
+flat out vec4 v_base;  // the material's colour (linear RGBA): once a vertex, not a pixel
 
 const vec3 KEY_DIRECTION = vec3(-0.45, -0.65, -0.62);  // toward the key light
 const vec3 FILL_DIRECTION = vec3(0.7, -0.2, -0.68);
@@ -39,6 +40,7 @@ void main() {
     v_uv = in_uv;
 
     Material m = eyewear_material();
+    v_base = m.color;
     vec3 n = normalize(u_face_rotation[u_face] * (mat3(model) * in_normal));  // uniform scale
     vec3 v = normalize(-camera);
     if (dot(n, v) < 0.0) n = -n;  // two-sided

@@ -23,7 +23,7 @@ void main() {
         if (any(lessThan(uv, vec2(0.0))) || any(greaterThan(uv, vec2(1.0)))) continue;
         vec4 glasses = texture(u_image, uv);
         if (glasses.a <= 0.0) continue;
-        float visible = 1.0 - max(arfx_mask(u_mask_occlusion, px), arfx_mask(u_mask_hands, px));
+        float visible = 1.0 - max(arfx_mask_here(u_mask_occlusion), arfx_mask_here(u_mask_hands));
         color = mix(color, glasses.rgb, glasses.a * visible);
         touched = true;
     }

@@ -161,15 +161,15 @@ void main() {
     float feather_px = u_feather * 0.06 * width;
 
     // No paint on teeth, tongue or whatever the face model sees in front of the mouth.
-    float occluder = smoothstep(0.15, 0.5, arfx_mask(u_mask_occlusion, px));
-    occluder = max(occluder, smoothstep(0.25, 0.75, arfx_mask(u_mask_hands, px)));
-    float mouth = smoothstep(0.3, 0.7, arfx_mask(u_mask_inner_mouth, px));
+    float occluder = smoothstep(0.15, 0.5, arfx_mask_here(u_mask_occlusion));
+    occluder = max(occluder, smoothstep(0.25, 0.75, arfx_mask_here(u_mask_hands)));
+    float mouth = smoothstep(0.3, 0.7, arfx_mask_here(u_mask_inner_mouth));
     float visible = (1.0 - mouth) * (1.0 - occluder);
     visible *= float(found >= 0);
     // Feathered inward only: paint does not spread past where the mask says lips, which
     // also keeps it off the edge of a finger the model's soft lips mask reaches onto.
     float coverage = arfx_mask_soft(u_mask_lips, px, feather_px);
-    coverage *= smoothstep(0.1, 0.5, arfx_mask(u_mask_lips, px));
+    coverage *= smoothstep(0.1, 0.5, arfx_mask_here(u_mask_lips));
     float opacity = u_finish == SHEER ? SHEER_OPACITY * u_opacity : u_opacity;
     float weight = clamp(opacity * coverage * visible, 0.0, 1.0);
 

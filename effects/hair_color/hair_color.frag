@@ -41,7 +41,9 @@ float refined_mask(vec2 px, float radius, float eps) {
     if (low >= 0.998) return 1.0;
 
     vec3 sum_i = vec3(0.0);
-    mat3 sum_ii = mat3(0.0);
+    // The colour covariance is symmetric: six sums, not nine (llvmpipe pays for each).
+    vec3 sum_squares = vec3(0.0);  // rr, gg, bb
+    vec3 sum_cross = vec3(0.0);    // rg, rb, gb
     vec3 sum_ip = vec3(0.0);
     float sum_p = 0.0;
     float spacing = radius / float(TAPS);
@@ -49,7 +51,8 @@ float refined_mask(vec2 px, float radius, float eps) {
         for (int x = -TAPS; x <= TAPS; ++x) {
             vec4 t = tap(px + vec2(x, y) * spacing);
             sum_i += t.rgb;
-            sum_ii += outerProduct(t.rgb, t.rgb);
+            sum_squares += t.rgb * t.rgb;
+            sum_cross += t.rrg * t.gbb;
             sum_ip += t.rgb * t.a;
             sum_p += t.a;
         }
@@ -57,6 +60,9 @@ float refined_mask(vec2 px, float radius, float eps) {
     float n = float((2 * TAPS + 1) * (2 * TAPS + 1));
     vec3 mean_i = sum_i / n;
     float mean_p = sum_p / n;
+    mat3 sum_ii = mat3(sum_squares.r, sum_cross.x, sum_cross.y,
+                       sum_cross.x, sum_squares.g, sum_cross.z,
+                       sum_cross.y, sum_cross.z, sum_squares.b);
     mat3 covariance = sum_ii / n - outerProduct(mean_i, mean_i);
     // Regularise relative to the window's own contrast, so a dark edge (dark hair on a dark
     // wall) snaps as well as a bright one.

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .nativelogs import quiet_native_logs
 
 if TYPE_CHECKING:
     from .effect import PassSpec
@@ -145,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"arfx {__version__}")
     parser.add_argument("--verbose", "-v", action="store_true", help="log more")
+    parser.add_argument(
+        "--native-logs",
+        action="store_true",
+        help="keep MediaPipe's and TensorFlow Lite's routine log lines on stderr (dropped "
+        "unless this or --verbose is given; their errors are always kept)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     render = commands.add_parser("render", help="apply effects to a video or image file")
@@ -497,10 +504,15 @@ def _positive_ints(text: str) -> tuple[int, ...]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="arfx: %(levelname)s: %(message)s",
-    )
+    with quiet_native_logs(not (args.native_logs or args.verbose)):
+        logging.basicConfig(
+            level=logging.INFO if args.verbose else logging.WARNING,
+            format="arfx: %(levelname)s: %(message)s",
+        )
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     from .errors import ArfxError
 
     try:

@@ -40,6 +40,18 @@ def test_render_command_end_to_end(tmp_path: Path, video_path) -> None:
     assert "72 frames (72 with faces)" in result.stdout
     assert "single_face.mp4" in result.stderr  # the progress line
     assert len(decode(out, keep_frames=False).pts) == 72
+    # MediaPipe's and TensorFlow Lite's routine log lines are dropped (arfx.nativelogs) ...
+    assert "XNNPACK" not in result.stderr and ".cc:" not in result.stderr, result.stderr
+
+
+def test_native_log_lines_are_kept_when_asked(tmp_path: Path, image_path) -> None:
+    """... and they are there to drop: --native-logs keeps them."""
+    args = ["render", str(image_path("obama.jpg")), str(tmp_path / "o.png"), "-e", "lipstick"]
+    kept = run_cli("--native-logs", *args)
+    assert kept.returncode == EXIT_OK, kept.stderr
+    assert "Created TensorFlow Lite XNNPACK delegate" in kept.stderr
+    quiet = run_cli(*args)
+    assert quiet.returncode == EXIT_OK and "XNNPACK" not in quiet.stderr, quiet.stderr
 
 
 def test_render_errors_are_one_clear_line(tmp_path: Path, image_path) -> None:

@@ -49,11 +49,13 @@ MESH_BOX_MARGIN = 2.0
 _CACHED_MODELS = 4
 _ALPHA_MODES = {mode: i for i, mode in enumerate(gltf.ALPHA_MODES)}
 
+# At the far plane (depth 1): drawn with the depth test passing always, the copy of the input
+# into the multisampled layer also resets its depth, in place of a clear.
 _FULLSCREEN_VERTEX = """
 #version 330 core
 void main() {
     vec2 corner = vec2(float((gl_VertexID << 1) & 2), float(gl_VertexID & 2));
-    gl_Position = vec4(corner * 2.0 - 1.0, 0.0, 1.0);
+    gl_Position = vec4(corner * 2.0 - 1.0, 1.0, 1.0);
 }
 """
 _COPY_FRAGMENT = """
@@ -333,11 +335,13 @@ class MeshRenderer:
         layer = self._ensure_layer((width, height))
         layer.scissor = region
         layer.use()
-        layer.clear(0.0, 0.0, 0.0, 0.0, depth=1.0)
-        self._copy_vao.render(moderngl.TRIANGLES, vertices=3)
-
         ctx = self.ctx
         ctx.enable(moderngl.DEPTH_TEST)
+        ctx.depth_func = "1"  # always: the copy writes every sample's colour and depth 1
+        try:
+            self._copy_vao.render(moderngl.TRIANGLES, vertices=3)
+        finally:
+            ctx.depth_func = "<"
         # glTF front faces wind counter-clockwise; images are drawn with row 0 at GL's y = 0
         # (see arfx.compositor), a mirror image, so on screen they wind clockwise.
         ctx.front_face = "cw"

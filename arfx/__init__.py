@@ -36,6 +36,7 @@ _EXPORTS = {
     "Session": "session",
     "SessionOptions": "session",
     "open_source": "session",
+    "quiet_native_logs": "nativelogs",
     "StabilizerOptions": "smoothing",
     "ModelSchedule": "model",
     "CallbackSink": "sinks",
@@ -85,6 +86,7 @@ __all__ = [
     "VideoFileSource",
     "WebcamSource",
     "open_source",
+    "quiet_native_logs",
 ]
 
 

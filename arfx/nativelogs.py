@@ -11,7 +11,7 @@ else through, and gives ``sys.stderr`` its own copy of the real stderr, so Pytho
 terminal. Errors and fatal lines of the native libraries ("E...", "F...") are kept.
 
 The ``arfx`` command line does this unless ``--native-logs`` or ``--verbose`` is given; an
-application embedding ``Session`` may wrap its own work in ``quiet_native_logs()``.
+application embedding ``Session`` may wrap its own work in ``arfx.quiet_native_logs()``.
 """
 
 from __future__ import annotations

@@ -120,4 +120,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # MediaPipe's and TensorFlow Lite's routine C++ log lines stay off stderr (errors show).
+    with arfx.quiet_native_logs():
+        sys.exit(main())

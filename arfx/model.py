@@ -100,13 +100,15 @@ class FaceAnalysis:
 
     def context(self) -> np.ndarray:
         """This frame's (face, hair, lips) probabilities: the next frame's context input."""
-        return np.stack(
-            [
-                self.parsing[_FACE_CLASSES].sum(axis=0),
-                self.parsing[CLASS_INDEX["hair"]],
-                self.parsing[_LIP_CLASSES].sum(axis=0),
-            ]
-        ).astype(np.float32)
+        out = np.empty((3, *self.parsing.shape[1:]), np.float32)
+        for row, classes in ((0, _FACE_CLASSES), (2, _LIP_CLASSES)):
+            # Summed plane by plane into the output, in order: the sums of sum(axis=0),
+            # without a copy of the planes first.
+            np.add(self.parsing[classes[0]], self.parsing[classes[1]], out=out[row])
+            for index in classes[2:]:
+                out[row] += self.parsing[index]
+        out[1] = self.parsing[CLASS_INDEX["hair"]]
+        return out
 
 
 class FaceModel:

@@ -466,13 +466,19 @@ class MaskStabilizer:
     def _blend(self, current: Any, previous: Any) -> Any:
         # current + keep * (previous - current), each difference computed once and blended
         # in place: this runs in the model's pipeline stage, the busiest one.
+        # The largest |difference| is the larger of the largest and minus the smallest: no
+        # ten-plane temporary for the absolute values. The weight is computed in place.
         parsing = previous.parsing - current.parsing
         occlusion = previous.occlusion - current.occlusion
-        change = np.abs(parsing).max(axis=0)
+        change = parsing.max(axis=0)
+        np.maximum(change, -parsing.min(axis=0), out=change)
         np.maximum(change, np.abs(occlusion), out=change)
         limit = self.options.mask_change
-        keep = self.options.mask_keep * np.clip(2.0 * (limit - change) / limit, 0, 1)
-        keep = keep.astype(np.float32)
+        keep = np.subtract(limit, change, out=change)  # float32, as the maps
+        keep *= 2.0
+        keep /= limit
+        np.clip(keep, 0, 1, out=keep)
+        keep *= self.options.mask_keep
         parsing *= keep
         parsing += current.parsing
         occlusion *= keep

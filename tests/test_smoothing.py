@@ -163,6 +163,30 @@ def test_mask_stabilizer_averages_noise_and_passes_real_changes() -> None:
     np.testing.assert_array_equal(other, lips)
 
 
+def test_mask_stabilizer_weight_follows_the_largest_change_either_way() -> None:
+    """Each pixel keeps mask_keep * clip(2 (mask_change - d) / mask_change, 0, 1) of the
+    previous maps, d its largest absolute change over the classes and the occlusion: a
+    probability that fell counts as much as one that rose."""
+    options = StabilizerOptions()
+    changes = np.array([0.0, 0.1, -0.1, 0.2, -0.3, 0.45, -0.6], np.float32)
+    before = np.full((256, 256), 0.5, np.float32)
+    after = before.copy()
+    after[0, : len(changes)] = before[0, : len(changes)] - changes  # previous - current = d
+    first, second = _analysis(1, before), _analysis(1, after)
+    second.parsing[0] = first.parsing[0]  # only the lips class changes: d is its own change
+    stabilizer = MaskStabilizer(options)
+    stabilizer.stabilize([first])
+    out = stabilizer.stabilize([second])[0].parsing[5][0, : len(changes)]
+    d = np.abs(changes.astype(np.float64))
+    keep = options.mask_keep * np.clip(2 * (options.mask_change - d) / options.mask_change, 0, 1)
+    expected = after[0, : len(changes)] + keep * changes
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+    occluded = _analysis(1, after)
+    occluded.occlusion[0, 0] = 0.6  # the occlusion changed by 0.6 there: nothing kept
+    stabilizer.stabilize([_analysis(1, before)])
+    assert stabilizer.stabilize([occluded])[0].parsing[5][0, 0] == after[0, 0]
+
+
 def test_mask_stabilizer_moves_the_previous_masks_with_the_face() -> None:
     lips = np.zeros((256, 256), np.float32)
     lips[150:190, 90:170] = 1.0

@@ -24,14 +24,18 @@ import sys
 import threading
 from collections.abc import Iterator
 
+_BANNERS = (
+    b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.",
+    b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+)
 _ROUTINE = (
     rb"(?:[IW]\d{4} [\d:.]+ +\d+ [^ \]\n]+:\d+\] [^\n]*"  # absl / glog info and warnings
-    rb"|INFO: Created TensorFlow Lite XNNPACK delegate for CPU\."
-    rb"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR)"
+    + b"".join(b"|" + re.escape(banner) for banner in _BANNERS)
+    + b")"
 )
 ROUTINE = re.compile(_ROUTINE)
 """The lines dropped: native info and warning lines; native errors ("E", "F") pass through."""
-_ROUTINE_LINE = re.compile(_ROUTINE + rb"\r?\n")
+_ROUTINE_LINE = re.compile(_ROUTINE + rb"(?:\r?\n|\Z)")  # \Z: the last line, at the end
 _JOIN_SECONDS = 2.0  # a child process still holding the pipe must not hang the exit
 
 
@@ -115,7 +119,6 @@ def _forward(read_end: int, real: int) -> None:
         _write(real, _ROUTINE_LINE.sub(b"", lines) + tail[:held])
 
 
-_PREFIXES = (b"INFO: Created TensorFlow Lite", b"WARNING: All log messages before absl")
 _ROUTINE_START = re.compile(rb"[IW](?:\d{0,4}|\d{4} [\d:. ]*(?:\d+ [^ \]\n]*)?)\Z")
 
 
@@ -128,7 +131,7 @@ def _held_from(tail: bytes) -> int:
         rest = tail[start:]
         if is_routine(rest) or _ROUTINE_START.match(rest):
             return start
-        if any(p.startswith(rest) or rest.startswith(p) for p in _PREFIXES):
+        if any(banner.startswith(rest) for banner in _BANNERS):
             return start
     return len(tail)
 

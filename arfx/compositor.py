@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 TILES_PER_DRAW = 128
 """Tile rectangles one draw call of a pass with ``cover`` takes (a vertex uniform array)."""
 MAX_FACES = 8  # must equal ARFX_MAX_FACES in shaders/arfx.glsl
+PASS_TIME_PREFIX = "composite: "
+"""``Compositor.pass_times`` keys: this, then the effect's name (and the pass's number)."""
 LANDMARKS = 478  # must equal ARFX_LANDMARKS in shaders/arfx.glsl
 
 # Texture units: the fixed inputs first, then the effect's masks, then its textures.
@@ -202,7 +204,7 @@ class Compositor:
         self._mesh_renderer: MeshRenderer | None = None  # made for the first mesh pass
         self._closed = False
         self.pass_times: dict[str, list[float]] | None = None
-        """Set to a dict to collect seconds per pass and frame, keyed ``"composite: NAME"``
+        """Set to a dict to collect seconds per pass and frame, keyed PASS_TIME_PREFIX + NAME
         (NAME the effect's, with the pass's number when several run), on renderers that
         finish every pass anyway (software ones): each time is then the pass's whole work.
         A GPU would have to be stalled after every pass for it, so nothing is collected."""
@@ -316,6 +318,7 @@ class Compositor:
         textures = effect.textures()
         params = effect.params
         current = effect_input
+        several = sum(p.enabled(params) for p in spec.passes) > 1  # passes named by number
         for index, (program, vao) in enumerate(programs):
             if not spec.passes[index].enabled(params):
                 continue
@@ -380,10 +383,9 @@ class Compositor:
                 # renderer there holding the GIL: wait here without it (gil_free_finish).
                 self._finish()
                 if self.pass_times is not None:
-                    several = sum(p.enabled(params) for p in spec.passes) > 1
                     name = f"{effect.name} {index + 1}" if several else effect.name
                     seconds = time.perf_counter() - start
-                    self.pass_times.setdefault(f"composite: {name}", []).append(seconds)
+                    self.pass_times.setdefault(PASS_TIME_PREFIX + name, []).append(seconds)
             error = self.ctx.error
             if error != "GL_NO_ERROR":
                 raise EffectError(

@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from .codecs import choose_encoder
+from .compositor import PASS_TIME_PREFIX
 from .frame import Frame
 from .session import Session, SessionOptions, open_sink
 from .sources import Source, VideoFileSource
@@ -386,9 +387,6 @@ def bench_pipeline(
     return report
 
 
-_PASS_PREFIX = "composite: "
-
-
 def pipeline_table(report: PipelineReport) -> str:
     """The report as text: the stage table, then the totals."""
     width, height = report.size
@@ -403,14 +401,14 @@ def pipeline_table(report: PipelineReport) -> str:
         + ("" if report.sequential_fps else "   (pipelined: stages share the cores)"),
     ]
     # Each effect pass ("composite: NAME", software renderers only) under the composite row.
-    passes = [row for row in report.stages if row.stage.startswith(_PASS_PREFIX)]
+    passes = [row for row in report.stages if row.stage.startswith(PASS_TIME_PREFIX)]
     for row in report.stages:
         if row in passes:
             continue
         lines.append(f"{row.stage:<16} {row.median_ms:>10.1f} {row.p95_ms:>8.1f} {row.frames:>7}")
         if row.stage == "composite":
             for part in passes:
-                name = "  " + part.stage[len(_PASS_PREFIX) :]
+                name = "  " + part.stage[len(PASS_TIME_PREFIX) :]
                 lines.append(
                     f"{name:<16} {part.median_ms:>10.1f} {part.p95_ms:>8.1f} {part.frames:>7}"
                 )

@@ -534,9 +534,9 @@ def carry_to(
     if mesh is not None:
         moved = alignment.to_crop(mesh)
         if analysis.mesh is not None and analysis.mesh.shape == moved.shape:
-            field = _mesh_motion(analysis.mesh, moved)
-            if field is not None:
-                parsing, occlusion = _warp_maps(parsing, occlusion, field)
+            motion = _mesh_motion(analysis.mesh, moved)
+            if motion is not None:
+                parsing, occlusion = _warp_maps(parsing, occlusion, motion)
     return replace(
         analysis,
         alignment=alignment,
@@ -549,10 +549,10 @@ def carry_to(
     )
 
 
-def _mesh_motion(then: np.ndarray, now: np.ndarray) -> np.ndarray | None:
-    """Per crop pixel, where its maps were (x, y; CROP_SIZE x CROP_SIZE x 2 float32, for
-    cv2.remap), from the mesh's points ``then`` and ``now`` in crop pixels; None when the
-    mesh moved less than ``WARP_MIN_MOTION`` anywhere."""
+def _mesh_motion(then: np.ndarray, now: np.ndarray) -> _Motion | None:
+    """Where the maps of each crop pixel were, from the mesh's points ``then`` and ``now``
+    in crop pixels, over the box of the crop that moves; None when the mesh moved less than
+    ``WARP_MIN_MOTION`` anywhere."""
     shift = (then - now).astype(np.float32)  # where each point's maps are, from where it is
     if float(np.abs(shift).max()) < WARP_MIN_MOTION:
         return None
@@ -565,24 +565,51 @@ def _mesh_motion(then: np.ndarray, now: np.ndarray) -> np.ndarray | None:
     sigma = WARP_SIGMA / _WARP_STEP
     grids = [cv2.GaussianBlur(g.reshape(cells, cells), (0, 0), sigma) for g in (weight, dx, dy)]
     norm = grids[0] + _WARP_PRIOR * float(grids[0].max())
-    field = np.stack([grids[1] / norm, grids[2] / norm], axis=2)
-    field = cv2.resize(field, (CROP_SIZE, CROP_SIZE), interpolation=cv2.INTER_LINEAR)
-    ys, xs = np.mgrid[0:CROP_SIZE, 0:CROP_SIZE].astype(np.float32)
-    field[..., 0] += xs
-    field[..., 1] += ys
-    return field
+    cell_shift = np.stack([grids[1] / norm, grids[2] / norm], axis=2)
+    # The blur's kernel is finite, so cells out of its reach of every point have a shift of
+    # exactly zero, which the linear upsampling keeps exactly zero more than one cell away:
+    # there the field is the identity, and the maps stay as they are, bit for bit. Only the
+    # box around the moving cells is resampled (about half the crop: the face, not the hair).
+    rows = np.flatnonzero(cell_shift.any(axis=(1, 2)))
+    cols = np.flatnonzero(cell_shift.any(axis=(0, 2)))
+    if not len(rows):
+        return None
+    x0, x1 = max(0, (cols[0] - 1) * _WARP_STEP), min(CROP_SIZE, (cols[-1] + 2) * _WARP_STEP)
+    y0, y1 = max(0, (rows[0] - 1) * _WARP_STEP), min(CROP_SIZE, (rows[-1] + 2) * _WARP_STEP)
+    upsampled = cv2.resize(cell_shift, (CROP_SIZE, CROP_SIZE), interpolation=cv2.INTER_LINEAR)
+    field = upsampled[y0:y1, x0:x1].copy()
+    field[..., 0] += np.arange(x0, x1, dtype=np.float32)
+    field[..., 1] += np.arange(y0, y1, dtype=np.float32)[:, None]
+    return _Motion(field, (int(x0), int(y0), int(x1), int(y1)))
+
+
+@dataclass
+class _Motion:
+    """A carried face's map motion: ``field`` (for cv2.remap: x, y float32, where each
+    pixel's maps were) over ``box`` (x0, y0, x1, y1) of the crop; the rest stays put."""
+
+    field: np.ndarray
+    box: tuple[int, int, int, int]
 
 
 def _warp_maps(
-    parsing: np.ndarray, occlusion: np.ndarray, field: np.ndarray
+    parsing: np.ndarray, occlusion: np.ndarray, motion: _Motion
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The maps sampled at ``field`` (see ``_mesh_motion``), plane by plane (no transposed
+    """The maps moved by ``motion`` (see ``_mesh_motion``), plane by plane (no transposed
     copies); pixels from outside the crop take the nearest edge's values."""
-    fixed, fraction = cv2.convertMaps(field, None, cv2.CV_16SC2)  # one conversion, 11 uses
+    fixed, fraction = cv2.convertMaps(motion.field, None, cv2.CV_16SC2)  # one conversion, 11 uses
+    x0, y0, x1, y1 = motion.box
     out = np.empty((len(parsing) + 1, *occlusion.shape), np.float32)
+    out[:-1] = parsing
+    out[-1] = occlusion
     for plane, target in zip((*parsing, occlusion), out, strict=True):
         cv2.remap(
-            plane, fixed, fraction, cv2.INTER_LINEAR, dst=target, borderMode=cv2.BORDER_REPLICATE
+            plane,
+            fixed,
+            fraction,
+            cv2.INTER_LINEAR,
+            dst=target[y0:y1, x0:x1],  # a view: written in place
+            borderMode=cv2.BORDER_REPLICATE,
         )
     return out[:-1], out[-1]
 

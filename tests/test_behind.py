@@ -210,3 +210,60 @@ def test_maps_warped_past_the_crop_edge_take_the_edge_values():
     np.testing.assert_allclose(moved.mesh, moved_mesh)
     np.testing.assert_allclose(moved.parsing.sum(axis=0), 1.0, atol=1e-5)
     np.testing.assert_allclose(moved.parsing[0, :20, :20], 1.0, atol=1e-5)  # as at the edge
+
+
+def test_maps_are_warped_only_where_they_move_and_exactly_as_over_the_whole_crop(obama):
+    """A real face's mouth opening: the warp resamples only a box around the moving mesh
+    points, and gives, bit for bit, what warping every pixel of the crop gives (outside the
+    box the motion field is exactly the identity)."""
+    import cv2
+
+    from arfx.model import WARP_SIGMA, _mesh_motion, carry_to
+
+    rgb, face = obama
+    alignment = align_mesh(face.landmarks)
+    mesh = alignment.to_crop(face.landmarks)
+    rng = np.random.default_rng(3)
+    parsing = rng.random((10, 256, 256)).astype(np.float32)
+    occlusion = rng.random((256, 256)).astype(np.float32)
+    analysis = replace(_blob_analysis(mesh), parsing=parsing, occlusion=occlusion)
+    mouth = np.abs(mesh - mesh[14]).max(axis=1) < 25  # points around the lower lip's middle
+    opened = mesh.copy()
+    opened[mouth, 1] += rng.uniform(1.0, 5.0, mouth.sum())
+    motion = _mesh_motion(mesh, opened)
+    x0, y0, x1, y1 = motion.box
+    assert (x1 - x0) * (y1 - y0) < 0.6 * 256 * 256  # a part of the crop, not all of it
+
+    # The whole crop's field, computed independently: the motion's Gaussian-weighted
+    # average of the points' shifts, upsampled from the 4-pixel grid, at every pixel.
+    shift = (mesh - opened).astype(np.float32)
+    cells = 64
+    index = np.clip(np.round(opened / 4 - 0.5).astype(np.intp), 0, cells - 1)
+    flat = index[:, 1] * cells + index[:, 0]
+    grids = [
+        cv2.GaussianBlur(
+            np.bincount(flat, w, cells * cells).astype(np.float32).reshape(cells, cells),
+            (0, 0),
+            WARP_SIGMA / 4,
+        )
+        for w in (None, shift[:, 0], shift[:, 1])
+    ]
+    norm = grids[0] + 0.05 * float(grids[0].max())
+    field = cv2.resize(np.stack([grids[1] / norm, grids[2] / norm], 2), (256, 256))
+    ys, xs = np.mgrid[0:256, 0:256].astype(np.float32)
+    field[..., 0] += xs
+    field[..., 1] += ys
+    np.testing.assert_array_equal(field[y0:y1, x0:x1], motion.field)
+    outside = np.ones((256, 256), bool)
+    outside[y0:y1, x0:x1] = False
+    np.testing.assert_array_equal(field[outside], np.stack([xs, ys], 2)[outside])  # identity
+    fixed, fraction = cv2.convertMaps(field, None, cv2.CV_16SC2)
+
+    def whole(plane: np.ndarray) -> np.ndarray:
+        return cv2.remap(plane, fixed, fraction, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+    moved = carry_to(analysis, analysis.alignment, opened)
+    for k in range(10):
+        np.testing.assert_array_equal(moved.parsing[k], whole(parsing[k]))
+    np.testing.assert_array_equal(moved.occlusion, whole(occlusion))
+    assert not np.array_equal(moved.parsing, parsing)  # the mouth did move

@@ -363,8 +363,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--steps",
         type=int,
         default=None,
-        help="a fixed number of steps instead of a time budget: replays a run exactly "
-        "(its log.csv records total_steps) on any machine",
+        help="a fixed number of steps instead of a time budget: the same schedule on any "
+        "machine, so a --steps run replays exactly; a --minutes run re-estimates its steps "
+        "as it goes (log.csv's total_steps), and its replay with the last count is close, "
+        "not exact",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue RUN_DIR/last.pt")

@@ -549,6 +549,15 @@ def carry_to(
     )
 
 
+@dataclass
+class _Motion:
+    """A carried face's map motion: ``field`` (for cv2.remap: x, y float32, where each
+    pixel's maps were) over ``box`` (x0, y0, x1, y1) of the crop; the rest stays put."""
+
+    field: np.ndarray
+    box: tuple[int, int, int, int]
+
+
 def _mesh_motion(then: np.ndarray, now: np.ndarray) -> _Motion | None:
     """Where the maps of each crop pixel were, from the mesh's points ``then`` and ``now``
     in crop pixels, over the box of the crop that moves; None when the mesh moved less than
@@ -581,15 +590,6 @@ def _mesh_motion(then: np.ndarray, now: np.ndarray) -> _Motion | None:
     field[..., 0] += np.arange(x0, x1, dtype=np.float32)
     field[..., 1] += np.arange(y0, y1, dtype=np.float32)[:, None]
     return _Motion(field, (int(x0), int(y0), int(x1), int(y1)))
-
-
-@dataclass
-class _Motion:
-    """A carried face's map motion: ``field`` (for cv2.remap: x, y float32, where each
-    pixel's maps were) over ``box`` (x0, y0, x1, y1) of the crop; the rest stays put."""
-
-    field: np.ndarray
-    box: tuple[int, int, int, int]
 
 
 def _warp_maps(

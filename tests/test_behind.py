@@ -218,7 +218,7 @@ def test_maps_are_warped_only_where_they_move_and_exactly_as_over_the_whole_crop
     box the motion field is exactly the identity)."""
     import cv2
 
-    from arfx.model import WARP_SIGMA, _mesh_motion, carry_to
+    from arfx.model import _WARP_PRIOR, _WARP_STEP, WARP_SIGMA, _mesh_motion, carry_to
 
     rgb, face = obama
     alignment = align_mesh(face.landmarks)
@@ -235,20 +235,20 @@ def test_maps_are_warped_only_where_they_move_and_exactly_as_over_the_whole_crop
     assert (x1 - x0) * (y1 - y0) < 0.6 * 256 * 256  # a part of the crop, not all of it
 
     # The whole crop's field, computed independently: the motion's Gaussian-weighted
-    # average of the points' shifts, upsampled from the 4-pixel grid, at every pixel.
+    # average of the points' shifts, upsampled from the cell grid, at every pixel.
     shift = (mesh - opened).astype(np.float32)
-    cells = 64
-    index = np.clip(np.round(opened / 4 - 0.5).astype(np.intp), 0, cells - 1)
+    cells = 256 // _WARP_STEP
+    index = np.clip(np.round(opened / _WARP_STEP - 0.5).astype(np.intp), 0, cells - 1)
     flat = index[:, 1] * cells + index[:, 0]
     grids = [
         cv2.GaussianBlur(
             np.bincount(flat, w, cells * cells).astype(np.float32).reshape(cells, cells),
             (0, 0),
-            WARP_SIGMA / 4,
+            WARP_SIGMA / _WARP_STEP,
         )
         for w in (None, shift[:, 0], shift[:, 1])
     ]
-    norm = grids[0] + 0.05 * float(grids[0].max())
+    norm = grids[0] + _WARP_PRIOR * float(grids[0].max())
     field = cv2.resize(np.stack([grids[1] / norm, grids[2] / norm], 2), (256, 256))
     ys, xs = np.mgrid[0:256, 0:256].astype(np.float32)
     field[..., 0] += xs

@@ -142,9 +142,12 @@ class FaceSamples:
     """The samples of one split of a prepared cache.
 
     ``split`` is "train", "val" or "all"; ``kinds`` keeps only some data sets. With
-    ``augment`` each access draws a new random augmentation, reproducible from ``seed``, the
-    epoch (``set_epoch``), the index and how often this object has served that index; without
-    it a sample is the plain aligned crop and always the same. Items that cannot be cropped
+    ``augment``, ``sample(i, epoch, copy)`` is one random augmentation of item ``i``, a pure
+    function of ``seed``, the epoch, the index and which of the item's copies in that epoch
+    it is (an item can be drawn more than once per epoch: ``--hats``), so a training run
+    draws the same augmentations however many loader workers it has and when it is
+    resumed; ``samples[i]`` draws a new one at each access (the next copy). Without
+    ``augment`` a sample is the plain aligned crop and always the same. Items that cannot be cropped
     (no face found and no 68-point ground truth) are left out. ``crop_border`` is what the
     crop shows past the frame's edge (``alignment.CROP_BORDERS``); ``replicate_border``
     labels those pixels the same way (for training), without it they are ignored.
@@ -181,7 +184,6 @@ class FaceSamples:
         self.crop_border = crop_border
         self._border_mode = crop_border_mode(crop_border)
         self.size = CROP_SIZE
-        self.epoch = 0
         self._served: dict[int, int] = {}
         self._textures: list[np.ndarray] | None = None
 
@@ -196,19 +198,10 @@ class FaceSamples:
     def kinds(self) -> list[str]:
         return [e["kind"] for e in self.items]
 
-    def set_epoch(self, epoch: int) -> None:
-        """Reseed the augmentation per epoch (call before each epoch's DataLoader pass)."""
-        self.epoch = int(epoch)
-
     def load(self, i: int) -> dict[str, np.ndarray]:
         """The raw cached arrays of item ``i`` (see ``arfx.training.prepare``)."""
         with np.load(self.root / self.items[i]["file"]) as data:
             return {key: data[key] for key in data.files}
-
-    def _rng(self, i: int) -> np.random.Generator:
-        count = self._served.get(i, 0)
-        self._served[i] = count + 1
-        return np.random.default_rng([self.seed, self.epoch, i, count])
 
     def _texture_pool(self) -> list[np.ndarray]:
         """Images (RGB uint8, <= 192 px) whose patches texture the synthetic occluders."""
@@ -226,11 +219,18 @@ class FaceSamples:
         return self._textures
 
     def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+        copy = self._served.get(i, 0)
+        self._served[i] = copy + 1
+        return self.sample(i, 0, copy)
+
+    def sample(self, i: int, epoch: int = 0, copy: int = 0) -> dict[str, np.ndarray]:
+        """Item ``i``: with ``augment`` the augmentation drawn for its ``copy``-th draw in
+        ``epoch`` (the same on every call), else the plain crop."""
         if not 0 <= i < len(self.items):
             raise IndexError(i)
         entry = self.items[i]
         data = self.load(i)
-        rng = self._rng(i) if self.augment else None
+        rng = np.random.default_rng([self.seed, epoch, i, copy]) if self.augment else None
         return self._sample(entry, data, rng)
 
     def _sample(

@@ -1,7 +1,7 @@
 """Train the multitask face model on a time budget.
 
 ``python -m arfx.training.train --cache DIR --out RUN_DIR (--minutes M | --steps N) --seed 0
-[--resume]``
+[--resume] [--device auto|cpu|cuda]``
 
 Every batch holds a fixed mix of the data sets (CelebAMask parsing, udacity 68 points, video
 teacher labels) so every head gets gradient every step. The budget is wall-clock: after a
@@ -9,6 +9,11 @@ short warm-up the step time is measured and the one-cycle schedule (linear warm-
 decay) is laid over the number of steps that fit, re-estimated at every checkpoint so the run
 anneals and ends on time. ``last.pt`` is written every few minutes (resumable), ``best.pt``
 at the best validation score; ``log.csv`` and ``curves.png`` record the run.
+
+The network trains on a CUDA GPU when PyTorch sees one (``--device auto``), else on the CPU;
+the samples are always made on the CPU by the loader's workers. A CPU run with the same
+arguments replays bit for bit; a CUDA run replays closely, not exactly (cuDNN picks its
+fastest kernels, some of which add in a varying order).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -50,9 +55,17 @@ LOG_FIELDS = (
 # ------------------------------------------------------------------------------ data
 
 
+class Draw(NamedTuple):
+    """One sample of a batch: ``item``'s ``copy``-th appearance in ``epoch`` of its data set."""
+
+    item: int
+    epoch: int
+    copy: int
+
+
 class EpochSamples(Dataset):
-    """FaceSamples addressed by (index, epoch): the augmentation seed follows the sampler,
-    so which augmentation a step sees does not depend on worker bookkeeping or restarts."""
+    """FaceSamples addressed by Draw: the augmentation follows the sampler, so which
+    augmentation a step sees does not depend on the loader's workers or on restarts."""
 
     def __init__(self, samples: FaceSamples) -> None:
         self.samples = samples
@@ -60,10 +73,8 @@ class EpochSamples(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, key: tuple[int, int]) -> dict[str, np.ndarray]:
-        i, epoch = key
-        self.samples.set_epoch(epoch)
-        return self.samples[i]
+    def __getitem__(self, draw: Draw) -> dict[str, np.ndarray]:
+        return self.samples.sample(*draw)
 
 
 class MixedBatches(Sampler):
@@ -85,14 +96,15 @@ class MixedBatches(Sampler):
         repeats: list[int] | None = None,
     ):
         counts = repeats if repeats is not None else [1] * len(kinds)
-        self.groups = {
-            k: [i for i, x in enumerate(kinds) if x == k for _ in range(counts[i])] for k in mix
+        self.groups = {  # (item, copy) per place in an epoch
+            k: [(i, c) for i, x in enumerate(kinds) if x == k for c in range(counts[i])]
+            for k in mix
         }
         self.mix = {k: n for k, n in mix.items() if n > 0 and self.groups[k]}
         self.seed, self.start = seed, start
         self._perms: dict[tuple[str, int], np.ndarray] = {}
 
-    def _item(self, kind: str, position: int) -> tuple[int, int]:
+    def _item(self, kind: str, position: int) -> Draw:
         group = self.groups[kind]
         epoch, offset = divmod(position, len(group))
         key = (kind, epoch)
@@ -101,16 +113,17 @@ class MixedBatches(Sampler):
                 self._perms.clear()
             rng = np.random.default_rng([self.seed, KINDS.index(kind), epoch])
             self._perms[key] = rng.permutation(len(group))
-        return group[int(self._perms[key][offset])], epoch
+        item, copy = group[int(self._perms[key][offset])]
+        return Draw(item, epoch, copy)
 
-    def batch(self, step: int) -> list[tuple[int, int]]:
+    def batch(self, step: int) -> list[Draw]:
         return [self._item(kind, step * n + j) for kind, n in self.mix.items() for j in range(n)]
 
     def epochs(self, step: int) -> dict[str, float]:
         """Passes over each data set after ``step`` batches."""
         return {k: step * n / len(self.groups[k]) for k, n in self.mix.items()}
 
-    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+    def __iter__(self) -> Iterator[list[Draw]]:
         step = self.start
         while True:
             yield self.batch(step)
@@ -169,11 +182,33 @@ def resolve_mix(spec: str, batch: int, available: dict[str, int]) -> dict[str, i
     return mix
 
 
-def to_device(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Images and context in channels_last: mkldnn's convolutions ran 1.7x faster so."""
-    out = dict(batch)
+def resolve_device(name: str) -> torch.device:
+    """``auto``: the first CUDA GPU when PyTorch sees one, else the CPU; ``cuda`` without one
+    is an error that says why (a CPU-only PyTorch build, or no GPU or driver visible)."""
+    if name not in ("auto", "cpu", "cuda"):
+        raise SystemExit(f"--device must be auto, cpu or cuda, not {name!r}")
+    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        build = torch.version.cuda
+        why = f"PyTorch {torch.__version__} " + (
+            f"is built for CUDA {build} but sees no GPU (driver, CUDA_VISIBLE_DEVICES?)"
+            if build
+            else "is a CPU-only build"
+        )
+        raise SystemExit(f"--device cuda: {why}")
+    return torch.device("cuda")
+
+
+def to_device(
+    batch: dict[str, torch.Tensor], device: torch.device | None = None
+) -> dict[str, torch.Tensor]:
+    """The batch on ``device`` (default: where it is), images and context in channels_last:
+    mkldnn's convolutions ran 1.7x faster so, and cuDNN's take it natively."""
+    device = device if device is not None else batch["image"].device
+    out = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
     for k in ("image", "context"):
-        out[k] = batch[k].contiguous(memory_format=torch.channels_last)
+        out[k] = out[k].contiguous(memory_format=torch.channels_last)
     return out
 
 
@@ -194,9 +229,11 @@ def class_weights_for(cache: str, out: Path, seed: int) -> np.ndarray:
         num_workers=2,
         collate_fn=_parsing_labels,
     )
-    weights = median_frequency_weights(lab for labs in loader for lab in labs)
-    path.write_text(json.dumps([round(float(x), 4) for x in weights]))
-    return weights
+    weights = [
+        round(float(x), 4) for x in median_frequency_weights(lab for labs in loader for lab in labs)
+    ]
+    path.write_text(json.dumps(weights))
+    return np.asarray(weights, np.float32)  # as a resumed run reads them back
 
 
 # ------------------------------------------------------------------------- validation
@@ -219,7 +256,10 @@ def validate(
     (outer-eye-corner normaliser) on udacity, geodesic pose error where a pose exists, and a
     scalar score for best.pt: mean IoU - 2 NME - pose error / 90 degrees."""
     net.eval()
-    loader = _loader(samples, batch_size=batch_size, num_workers=1)
+    device = next(net.parameters()).device
+    loader = _loader(
+        samples, batch_size=batch_size, num_workers=1, pin_memory=device.type == "cuda"
+    )
     ious: dict[str, list[float]] = {"lips": [], "hair": [], "skin": []}
     groups = {"lips": LIPS, "hair": (CLASS_INDEX["hair"],), "skin": (CLASS_INDEX["skin"],)}
     nme: list[float] = []
@@ -232,10 +272,11 @@ def validate(
         n = batch["image"].shape[0]
         batch_kinds = kinds[seen : seen + n]
         seen += n
-        out = net(**{k: v for k, v in to_device(batch).items() if k in ("image", "context")})
-        loss, _ = multitask_loss(out, batch, class_weights)
+        on_device = to_device(batch, device)
+        out = net(on_device["image"], on_device["context"])
+        loss, _ = multitask_loss(out, on_device, class_weights.to(device))
         losses.append(float(loss) * n)
-        pred = out["parsing"].argmax(1).numpy()
+        pred = out["parsing"].argmax(1).cpu().numpy()
         target = batch["parsing"].numpy()
         for j in range(n):
             if (target[j] != IGNORE).any():
@@ -244,15 +285,15 @@ def validate(
                     if v is not None:
                         ious[name].append(v)
         gt = batch["landmarks"].numpy()
-        lm = out["landmarks"].numpy()
+        lm = out["landmarks"].cpu().numpy()
         for j in range(n):
             if batch_kinds[j] == "udacity":
                 ocular = np.linalg.norm(gt[j, a] - gt[j, b])
                 nme.append(float(np.linalg.norm(lm[j] - gt[j], axis=1).mean() / ocular))
-        has_pose = batch["rotation_weight"] > 0
+        has_pose = on_device["rotation_weight"] > 0
         if has_pose.any():
-            err = geodesic(out["rotation"][has_pose], batch["rotation"][has_pose])
-            pose += np.degrees(err.numpy()).tolist()
+            err = geodesic(out["rotation"][has_pose], on_device["rotation"][has_pose])
+            pose += np.degrees(err.cpu().numpy()).tolist()
     net.train()
 
     def mean(x: list[float]) -> float:
@@ -428,6 +469,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="training arithmetic: bf16 autocast runs a step about 2x faster on CPUs with "
         "AVX-512 BF16; validation and export stay float32",
     )
+    p.add_argument(
+        "--device",
+        default="auto",
+        help="where the network trains: auto (a CUDA GPU when PyTorch sees one, else the "
+        "CPU; default), cpu or cuda. On a GPU add --precision bf16 and more --workers: "
+        "the samples are made on the CPU",
+    )
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--val-minutes", type=float, default=10.0)
@@ -488,12 +536,17 @@ def init_weights(net: FaceNet, path: Path, samples: FaceSamples, images: int = 9
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    device = resolve_device(args.device)
     torch.set_num_threads(args.threads)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: the fastest kernels
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(args.seed)
 
-    resume = torch.load(out / "last.pt", weights_only=False) if args.resume else None
+    resume = (
+        torch.load(out / "last.pt", map_location="cpu", weights_only=False) if args.resume else None
+    )
     if args.resume and resume is None:
         raise SystemExit(f"--resume: no {out / 'last.pt'}")
     config = FaceNetConfig(args.width, args.expand, args.full_res)
@@ -506,7 +559,6 @@ def main(argv: list[str] | None = None) -> None:
                 f"not {args.crop_border}"
             )
     net = build(config).to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
 
     augment = parse_overrides(args.augment, AugmentConfig, "--augment")
     train_set = FaceSamples(
@@ -526,14 +578,19 @@ def main(argv: list[str] | None = None) -> None:
     class_weights = torch.from_numpy(class_weights_for(args.cache, out, args.seed))
     loss_weights = parse_loss_weights(args.loss_weights)
     if args.init is not None and resume is None:
-        init_weights(net, args.init, train_set)
+        init_weights(net, args.init, train_set)  # on the CPU, as the ONNX warm start runs
+    net = net.to(device)
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    device_weights = class_weights.to(device)
 
     step, elapsed, best = 0, 0.0, -math.inf
     if resume is not None:
         net.load_state_dict(resume["model"])
-        opt.load_state_dict(resume["optimizer"])
+        opt.load_state_dict(resume["optimizer"])  # moves its state to the parameters' device
         step, elapsed, best = resume["step"], resume["elapsed_s"], resume["best_score"]
         torch.set_rng_state(resume["torch_rng"])
+        if device.type == "cuda" and resume.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state_all(resume["cuda_rng"])
         np.random.set_state(resume["numpy_rng"])
         random.setstate(resume["python_rng"])
 
@@ -550,6 +607,7 @@ def main(argv: list[str] | None = None) -> None:
         num_workers=args.workers,
         persistent_workers=args.workers > 0,
         prefetch_factor=4 if args.workers else None,
+        pin_memory=device.type == "cuda",
     )
     log = RunLog(out)
     print(
@@ -560,7 +618,7 @@ def main(argv: list[str] | None = None) -> None:
         f"class weights {np.round(class_weights.numpy(), 2).tolist()}; "
         f"loss weights {asdict(loss_weights)}; augment {asdict(augment)}; "
         f"border labels {args.border_labels}; crop border {args.crop_border}; "
-        f"precision {args.precision}",
+        f"precision {args.precision}; device {_device_text(device)}",
         flush=True,
     )
 
@@ -594,6 +652,7 @@ def main(argv: list[str] | None = None) -> None:
             "args": {k: str(v) for k, v in vars(args).items()},
             "mix": mix,
             "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else None,
             "numpy_rng": np.random.get_state(),
             "python_rng": random.getstate(),
         }
@@ -650,11 +709,11 @@ def main(argv: list[str] | None = None) -> None:
         for g in opt.param_groups:
             g["lr"] = lr
         d0 = time.perf_counter()
-        batch = to_device(next(it))
+        batch = to_device(next(it), device)
         d1 = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16"):
             out_ = net(batch["image"], batch["context"])
-        loss, parts = multitask_loss(out_, batch, class_weights, loss_weights)
+        loss, parts = multitask_loss(out_, batch, device_weights, loss_weights)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
@@ -718,6 +777,12 @@ def main(argv: list[str] | None = None) -> None:
         f"{_epochs_text(sampler.epochs(step))}, best score {best:.4f}; {out}",
         flush=True,
     )
+
+
+def _device_text(device: torch.device) -> str:
+    if device.type != "cuda":
+        return "cpu"
+    return f"cuda ({torch.cuda.get_device_name(device)})"
 
 
 def _epochs_text(epochs: dict[str, float]) -> str:

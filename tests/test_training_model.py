@@ -420,8 +420,9 @@ def _train_cache() -> str:
 
 def test_training_command_trains_resumes_and_replays(tmp_path, monkeypatch):
     """The one training command end to end on real faces: a fixed step count trains, logs,
-    validates and checkpoints; a run cut off after two of its four steps and resumed ends with
-    exactly the weights of the run made in one go (same seed); and the result exports."""
+    validates and checkpoints; a run cut off after two of its four steps and resumed (with
+    loader processes this time) ends with exactly the weights of the run made in one go
+    (same seed); and the result exports."""
     from arfx.training import train
     from arfx.training.export import export_onnx, load_checkpoint
 
@@ -451,7 +452,11 @@ def test_training_command_trains_resumes_and_replays(tmp_path, monkeypatch):
     monkeypatch.setattr(train, "multitask_loss", loss)
     first = torch.load(parts / "last.pt", map_location="cpu", weights_only=False)
     assert first["step"] == 2 and first["total_steps"] == 4
-    train.main([*common, "--out", str(parts), "--ckpt-minutes", "1000", "--resume"])
+    # ... and resumed with two loader processes instead of none.
+    again = [*common[: common.index("--workers")], *common[common.index("--threads") :]]
+    train.main(
+        [*again, "--workers", "2", "--out", str(parts), "--ckpt-minutes", "1000", "--resume"]
+    )
 
     done = torch.load(whole / "last.pt", map_location="cpu", weights_only=False)
     resumed = torch.load(parts / "last.pt", map_location="cpu", weights_only=False)

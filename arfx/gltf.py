@@ -35,6 +35,7 @@ from urllib.parse import unquote
 
 import numpy as np
 
+from .checks import is_integer
 from .errors import ArfxError
 from .frame import decoded_to_rgba8
 
@@ -237,7 +238,7 @@ class _Reader:
 
     def _item(self, key: str, index: Any) -> dict[str, Any]:
         items = self._get(self.doc, key, list, [])
-        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(items):
+        if not is_integer(index) or not 0 <= index < len(items):
             raise self.fail(f"{key}[{index!r}] does not exist ({len(items)} {key})")
         item = items[index]
         if not isinstance(item, dict):

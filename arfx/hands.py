@@ -17,6 +17,7 @@ import cv2
 import mediapipe as mp
 import numpy as np
 
+from .checks import check_integer
 from .frame import as_rgb8
 from .tracking import MIN_IMAGE_SIDE
 
@@ -77,8 +78,7 @@ class HandSearch:
     _following: bool = field(init=False)
 
     def __post_init__(self) -> None:
-        if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
-            raise ValueError(f"hand search interval must be an integer >= 1, got {self.every!r}")
+        check_integer("hand search interval", self.every, 1)
         self.reset()
 
     def due(self, occluded: bool = False) -> bool:
@@ -139,8 +139,7 @@ class HandTracker:
         min_confidence: float = 0.5,
         search_every: int = 3,
     ) -> None:
-        if isinstance(search_every, bool) or not isinstance(search_every, int) or search_every < 1:
-            raise ValueError(f"search_every must be an integer >= 1, got {search_every!r}")
+        check_integer("search_every", search_every, 1)
         self.max_hands = max_hands
         self.static_images = static_images
         self.min_confidence = min_confidence

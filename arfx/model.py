@@ -29,6 +29,7 @@ from .alignment import (
     rotation_to_crop,
     rotation_to_frame,
 )
+from .checks import check_integer, is_number
 from .errors import ArfxError
 from .faceparts import CLASS_INDEX, MODEL_MASKS, PARSING_CLASSES
 from .inference import provider_entries, select_providers
@@ -299,20 +300,15 @@ class ModelSchedule:
     The 68 points and rotation stay the first run's (``FaceAnalyzer._warm_start``)."""
 
     def validate(self) -> None:
-        if isinstance(self.interval, bool) or not isinstance(self.interval, int):
-            raise ArfxError(f"model interval must be an integer, got {self.interval!r}")
-        if not 1 <= self.interval <= 8:
-            raise ArfxError(f"model interval must be in [1, 8], got {self.interval}")
+        check_integer("model interval", self.interval, 1, 8, error=ArfxError)
         if not isinstance(self.warm_start, bool):
             raise ArfxError(
                 f"model schedule warm_start must be True or False, got {self.warm_start!r}"
             )
         for name in ("lip_motion", "mouth_change"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ArfxError(f"model schedule {name} must be a number, got {value!r}")
-            if not 0 <= value < float("inf"):
-                raise ArfxError(f"model schedule {name} must be >= 0, got {value}")
+            if not is_number(value) or value < 0:
+                raise ArfxError(f"model schedule {name} must be a number >= 0, got {value!r}")
 
 
 class FaceAnalyzer:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .batch import BatchJob, BatchSettings, run_local
+from .checks import check_integer
 from .chunks import plan_chunks
 from .errors import ArfxError
 from .progress import Progress
@@ -61,8 +62,7 @@ def render_parallel(
     ``progress`` shows a progress line on stderr (``arfx.progress``) of the frames the
     workers wrote.
     """
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ArfxError(f"workers must be an integer >= 1, got {workers!r}")
+    check_integer("workers", workers, 1, error=ArfxError)
     source, output = Path(source), Path(output)
     began = time.perf_counter()
     seconds = _chunk_seconds(source, workers)

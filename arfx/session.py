@@ -32,6 +32,7 @@ import numpy as np
 
 from .behind import ModelBehind
 from .blas import limit_blas_threads
+from .checks import check_integer, is_number
 from .codecs import DECODERS, ENCODERS
 from .compositor import Compositor
 from .effect import Effect, EffectSpec, FrameContext, file_stamp
@@ -162,29 +163,23 @@ class SessionOptions:
     faster than fetching CUDA-decoded frames) or "cuda" (``arfx.codecs``)."""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.max_faces, int) or not 1 <= self.max_faces <= 8:
-            raise ArfxError(f"max_faces must be an integer in [1, 8], got {self.max_faces!r}")
+        check_integer("max_faces", self.max_faces, 1, 8, error=ArfxError)
         if self.device not in DEVICES:
             raise ArfxError(f"device must be one of {DEVICES}, got {self.device!r}")
         if self.live_model not in ("inline", "behind"):
             raise ArfxError(f"live_model must be 'inline' or 'behind', got {self.live_model!r}")
         if self.masks not in ("auto", "model", "mesh"):
             raise ArfxError(f"masks must be 'auto', 'model' or 'mesh', got {self.masks!r}")
-        if isinstance(self.queue_size, bool) or not isinstance(self.queue_size, int):
-            raise ArfxError(f"queue_size must be an integer, got {self.queue_size!r}")
-        if not 1 <= self.queue_size <= 64:
-            raise ArfxError(f"queue_size must be in [1, 64], got {self.queue_size}")
-        if isinstance(self.trim_interval, bool) or not isinstance(self.trim_interval, (int, float)):
-            raise ArfxError(f"trim_interval must be a number, got {self.trim_interval!r}")
-        hands = self.max_hands
-        if isinstance(hands, bool) or not isinstance(hands, int) or not 1 <= hands <= 4:
-            raise ArfxError(f"max_hands must be an integer in [1, 4], got {self.max_hands!r}")
+        check_integer("queue_size", self.queue_size, 1, 64, error=ArfxError)
+        if not is_number(self.trim_interval) or self.trim_interval < 0:
+            raise ArfxError(
+                f"trim_interval must be a number of seconds >= 0, got {self.trim_interval!r}"
+            )
+        check_integer("max_hands", self.max_hands, 1, 4, error=ArfxError)
         try:
             HandSearch(self.hand_search_interval)
         except ValueError as exc:
             raise ArfxError(f"hand_search_interval: {exc}") from None
-        if not 0 <= self.trim_interval < float("inf"):
-            raise ArfxError(f"trim_interval must be >= 0 seconds, got {self.trim_interval}")
         if not isinstance(self.model_schedule, ModelSchedule):
             raise ArfxError(
                 f"model_schedule must be a ModelSchedule, got {type(self.model_schedule).__name__}"

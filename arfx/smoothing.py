@@ -29,6 +29,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .checks import is_number
 from .errors import ArfxError
 from .pose import HeadPose, PoseEstimator
 
@@ -108,15 +109,15 @@ class StabilizerOptions:
         )
         for name in positive:
             value = getattr(self, name)
-            if not _is_number(value) or value <= 0:
+            if not is_number(value) or value <= 0:
                 raise ArfxError(f"stabilizer {name} must be a positive number, got {value!r}")
         for name in ("beta", "shape_beta", "pose_beta"):
             value = getattr(self, name)
-            if not _is_number(value) or value < 0:
+            if not is_number(value) or value < 0:
                 raise ArfxError(f"stabilizer {name} must be a number >= 0, got {value!r}")
         for name in ("mask_keep", "scene_cut_threshold"):
             value = getattr(self, name)
-            if not _is_number(value) or not 0 <= value < 1:
+            if not is_number(value) or not 0 <= value < 1:
                 raise ArfxError(f"stabilizer {name} must be a number in [0, 1), got {value!r}")
         for name in ("pose", "masks", "scene_cuts"):
             if not isinstance(getattr(self, name), bool):
@@ -518,7 +519,3 @@ def _box(landmarks: np.ndarray) -> tuple[float, float, float, float]:
     x0, y0 = landmarks[:, :2].min(axis=0)
     x1, y1 = landmarks[:, :2].max(axis=0)
     return float(x0), float(y0), float(x1), float(y1)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -11,6 +11,7 @@ import cv2
 import mediapipe as mp
 import numpy as np
 
+from .checks import check_integer, is_number
 from .frame import as_rgb8
 from .pose import HeadPose, PoseEstimator
 
@@ -53,28 +54,21 @@ class TrackerOptions:
 
     def validate(self) -> None:
         """Raise ValueError naming the first option that is out of range."""
-        if isinstance(self.max_faces, bool) or not isinstance(self.max_faces, int):
-            raise ValueError(f"max_faces must be an integer, got {self.max_faces!r}")
-        if self.max_faces < 1:
-            raise ValueError(f"max_faces must be at least 1, got {self.max_faces}")
+        check_integer("max_faces", self.max_faces, 1)
         for name in ("refine_landmarks", "static_images", "small_faces"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
         for name in ("min_detection_confidence", "min_tracking_confidence"):
             value = getattr(self, name)
-            if not _is_number(value) or not 0.0 <= value <= 1.0:
+            if not is_number(value) or not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
-        if not _is_number(self.min_match_iou) or not 0.0 < self.min_match_iou <= 1.0:
+        if not is_number(self.min_match_iou) or not 0.0 < self.min_match_iou <= 1.0:
             raise ValueError(
                 f"min_match_iou must be a number in (0, 1], got {self.min_match_iou!r}"
             )
-        interval = self.small_face_interval
-        if isinstance(interval, bool) or not isinstance(interval, int) or interval < 1:
-            raise ValueError(
-                f"small_face_interval must be an integer >= 1, got {self.small_face_interval!r}"
-            )
+        check_integer("small_face_interval", self.small_face_interval, 1)
         if self.focal_length is not None and (
-            not _is_number(self.focal_length) or not self.focal_length > 0
+            not is_number(self.focal_length) or not self.focal_length > 0
         ):
             raise ValueError(
                 f"focal_length must be None or a positive number of pixels, got "
@@ -427,7 +421,3 @@ def _landmark_box(landmarks: np.ndarray) -> Box:
     x0, y0 = landmarks[:, :2].min(axis=0)
     x1, y1 = landmarks[:, :2].max(axis=0)
     return float(x0), float(y0), float(x1), float(y1)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ..checks import check_integer
 from ..errors import SourceError
 from .common import THRESHOLD, first_frames, text_grid
 from .parsing import _model_method, _teacher_method, default_teacher_path
@@ -108,8 +109,7 @@ def evaluate_hair_edge(
     from ..tracking import FaceTracker, TrackerOptions  # mediapipe is slow to import
 
     for name, value in (("frames", frames), ("band", band), ("min_pixels", min_pixels)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_integer(name, value, 1)
     teacher_file = Path(teacher_path) if teacher_path else default_teacher_path(video)
     teacher, status = _teacher_method(teacher_file)
     if teacher is None:

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ..checks import check_integer
 from .common import THRESHOLD, first_frames, text_grid
 from .parsing import _iou_counts
 
@@ -102,13 +103,11 @@ def evaluate_schedule(
     """
     from ..model import ModelSchedule
 
-    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
-        raise ValueError(f"frames must be a positive integer, got {frames!r}")
+    check_integer("frames", frames, 1)
     for interval in intervals:
         ModelSchedule(interval=interval).validate()
     for lag in lags:
-        if isinstance(lag, bool) or not isinstance(lag, int) or not 1 <= lag <= 8:
-            raise ValueError(f"lag must be an integer in [1, 8], got {lag!r}")
+        check_integer("lag", lag, 1, 8)
     start = time.perf_counter()
     clip = [(frame.image, frame.time) for frame in first_frames(video, frames)]
     report = ScheduleReport(

@@ -41,6 +41,7 @@ from arfx.evaluation import (
     synthetic_occluder,
 )
 from arfx.evaluation.landmarks import _scores
+from arfx.evaluation.occluders import OCCLUDER_KINDS, occluder_kind
 from arfx.evaluation.parsing import _read_labels, crown_cut_row
 from arfx.faceparts import CLASS_INDEX
 from arfx.model import ModelError
@@ -123,8 +124,17 @@ def test_report_json_round_trip_and_table(report20):
     for name in PARSING_CLASSES:
         assert name in table
     assert "mesh" in table and "20 images" in table
-    rows = table.splitlines()[1:]
+    spread = [row for row in table.splitlines() if " per image: " in row]
+    rows = [row for row in table.splitlines()[1:] if row not in spread]
     assert len({len(row) for row in rows}) == 1  # aligned columns
+    # The mesh has lips, not hair or skin: one line on how its lips spread over the faces.
+    (line,) = spread
+    lips = report.scores["lips"]
+    assert line.startswith(f"mesh lips per image: median {lips.median_iou:.4f}")
+    assert len(lips.lowest) == 5 and list(lips.lowest.values()) == sorted(lips.lowest.values())
+    assert min(lips.lowest.values()) <= lips.low_iou <= lips.median_iou
+    names = {p.stem for p, _ in load_celebamask(report.data, limit=20)}
+    assert set(lips.lowest) <= names and all(name in line for name in lips.lowest)
 
 
 def test_image_without_face_scores_zero(celebamask, tmp_path):
@@ -331,8 +341,8 @@ def test_synthetic_occluder_is_deterministic_and_over_the_mouth(celebamask):
         assert cover.sum() < 0.2 * cover.size  # ... not the whole face
         near = cv2.dilate(cover.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
         np.testing.assert_array_equal(occluded[~near], rgb[~near])  # untouched elsewhere
-        kinds.add(int(np.random.default_rng(seed).integers(3)))
-    assert kinds == {0, 1, 2}  # hand, ellipse and rectangle all drawn
+        kinds.add(occluder_kind(seed))
+    assert kinds == set(OCCLUDER_KINDS)  # hand, ellipse and rectangle all drawn
     assert not np.array_equal(synthetic_occluder(rgb, face.landmarks, 1)[1], cover)
 
 
@@ -360,6 +370,13 @@ def test_occluder_mode(celebamask, model_onnx):
     assert "mouth occluded" in table
     for row in ("occluder covered", "hidden lips covered", "lips outside occl."):
         assert row in table
+    for result in (mesh, model):  # the same occluders for both, counted by kind
+        assert sum(result.images_by_kind.values()) == result.images
+        assert set(result.covered_by_kind) == set(result.images_by_kind) <= set(OCCLUDER_KINDS)
+        pooled = sum(result.covered_by_kind[k] * n for k, n in result.images_by_kind.items())
+        assert pooled / result.images == pytest.approx(result.covered)
+    for kind in mesh.images_by_kind:
+        assert f" {kind} ({mesh.images_by_kind[kind]})" in table
     assert ParsingReport.from_json(json.loads(json.dumps(report.to_json()))) == report
 
 

@@ -12,12 +12,24 @@ import numpy as np
 
 from .common import THRESHOLD
 
-__all__ = ["occluder_seed", "synthetic_occluder"]
+__all__ = ["OCCLUDER_KINDS", "occluder_kind", "occluder_seed", "synthetic_occluder"]
+
+OCCLUDER_KINDS = ("hand", "ellipse", "rectangle")
+"""What ``synthetic_occluder`` draws, in the order its first random draw picks from."""
 
 
 def occluder_seed(name: str) -> int:
     """A fixed seed per image name: the same occluder on every run and machine."""
     return int(hashlib.sha1(name.encode("utf-8")).hexdigest()[:8], 16)
+
+
+def occluder_kind(seed: int) -> str:
+    """Which of ``OCCLUDER_KINDS`` ``synthetic_occluder`` draws for ``seed``."""
+    return OCCLUDER_KINDS[_draw_kind(np.random.default_rng(seed))]
+
+
+def _draw_kind(rng: np.random.Generator) -> int:
+    return int(rng.integers(len(OCCLUDER_KINDS)))
 
 
 def synthetic_occluder(
@@ -44,8 +56,8 @@ def synthetic_occluder(
     mouth = (left + right + top + bottom) / 4.0
     height, frame_width = image.shape[:2]
     alpha = np.zeros((height, frame_width), np.uint8)
-    kind = int(rng.integers(3))
-    if kind == 0:
+    kind = OCCLUDER_KINDS[_draw_kind(rng)]
+    if kind == "hand":
         reach = rng.uniform(-0.4, 0.45)  # how far past the mouth centre the fingertips go
         colour = _draw_hand(alpha, image, p, mouth, u, v, width, mouth_height, reach, rng)
     else:
@@ -56,7 +68,7 @@ def synthetic_occluder(
         centre = mouth + u * rng.uniform(-0.45, 0.45) * width
         centre = centre + v * rng.uniform(-0.3, 0.3) * mouth_height
         angle = math.degrees(math.atan2(u[1], u[0])) + rng.uniform(-25.0, 25.0)
-        if kind == 1:
+        if kind == "ellipse":
             axes = (int(round(half[0] * 16)), int(round(half[1] * 16)))
             cv2.ellipse(alpha, _fixed(centre), axes, angle, 0, 360, 255, -1, cv2.LINE_AA, 4)
         else:

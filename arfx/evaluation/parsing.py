@@ -31,7 +31,7 @@ from .common import (
     read_image,
     text_grid,
 )
-from .occluders import occluder_seed, synthetic_occluder
+from .occluders import OCCLUDER_KINDS, occluder_kind, occluder_seed, synthetic_occluder
 
 __all__ = [
     "EVAL_CLASSES",
@@ -107,12 +107,17 @@ class ClassScore:
     ``mean_iou`` averages per-image IoU (every face counts equally); ``aggregate_iou`` is total
     intersection over total union (large mouths weigh more). ``images`` counts the images scored:
     those where prediction and label are both empty are left out rather than counted as 0 or 1.
+    A mean hides how the errors spread: ``median_iou`` and ``low_iou`` (the 10th percentile)
+    say whether a few faces pull it down, ``lowest`` names them (image name: IoU, worst first).
     """
 
     name: str
     mean_iou: float
     aggregate_iou: float
     images: int
+    median_iou: float = 0.0
+    low_iou: float = 0.0
+    lowest: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -124,7 +129,9 @@ class OccluderScore:
     mask that ignores it entirely covers only part of it: ``hidden_lips_covered`` is the
     fraction of the true lips hidden by the occluder that the mask still claims (1.0 = drawn
     straight over the hand). ``lips_outside`` is the lips IoU with the occluder's pixels left
-    out of both prediction and label: whether the visible lips stay right.
+    out of both prediction and label: whether the visible lips stay right. ``covered_by_kind``
+    is ``covered`` for each kind of occluder drawn (``OCCLUDER_KINDS``: a skin-toned hand, a
+    textured ellipse or rectangle), over ``images_by_kind`` images.
     """
 
     images: int
@@ -133,6 +140,8 @@ class OccluderScore:
     hidden_lips_covered: float
     hidden_lips_covered_aggregate: float
     lips_outside: ClassScore
+    covered_by_kind: dict[str, float] = field(default_factory=dict)
+    images_by_kind: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -297,6 +306,16 @@ class ParsingReport:
                     has = m.occluder is not None and m.occluder.images > 0
                     row += _pair(*pick(m.occluder)) if has else _pair(None, None)
                 rows.append(row)
+            for kind in OCCLUDER_KINDS:
+                counts = [m.occluder.images_by_kind.get(kind, 0) for m in methods if m.occluder]
+                if not any(counts):
+                    continue
+                article = "an" if kind[0] in "aeiou" else "a"
+                row = [f"  by {article} {kind} ({max(counts)})"]
+                for m in methods:
+                    value = m.occluder.covered_by_kind.get(kind) if m.occluder else None
+                    row += _pair(value, None)
+                rows.append(row)
         if any(m.hats is not None and m.hats.images for m in methods):
             row = ["hat called hair"]
             for m in methods:
@@ -323,6 +342,16 @@ class ParsingReport:
             timing += [per_image_ms(m.seconds, self.images) if m.available else "-", ""]
         rows.append(timing)
         lines += text_grid(rows)
+        for m in methods:
+            for name in SPREAD_CLASSES:
+                score = m.scores.get(name)
+                if score is None or not score.images or not score.lowest:
+                    continue
+                worst = ", ".join(f"{image} {iou:.2f}" for image, iou in score.lowest.items())
+                lines.append(
+                    f"{m.name} {name} per image: median {score.median_iou:.4f}, a tenth of the "
+                    f"images below {score.low_iou:.4f}; lowest: {worst}"
+                )
         for m in methods:
             if not m.available:
                 lines.append(f"{m.name}: {m.status}")
@@ -419,28 +448,41 @@ def _iou_counts(predicted: np.ndarray, label: np.ndarray) -> tuple[int, int]:
 
 
 class _IouTally:
-    """Per-image IoUs and pooled counts of one (method, mask name)."""
+    """Per-image IoUs (with the images' names) and pooled counts of one (method, mask name)."""
 
     def __init__(self) -> None:
         self.values: list[float] = []
+        self.images: list[str] = []
         self.intersection = 0
         self.union = 0
 
-    def add(self, predicted: np.ndarray, truth: np.ndarray) -> None:
+    def add(self, predicted: np.ndarray, truth: np.ndarray, image: str = "") -> None:
         intersection, union = _iou_counts(predicted, truth)
         if union == 0:
             return  # nothing predicted, nothing labelled: no evidence either way
         self.values.append(intersection / union)
+        self.images.append(image)
         self.intersection += intersection
         self.union += union
 
     def score(self, name: str) -> ClassScore:
+        values = np.asarray(self.values, np.float64)
+        worst = np.argsort(values, kind="stable")[:LOWEST]
         return ClassScore(
             name=name,
-            mean_iou=float(np.mean(self.values)) if self.values else 0.0,
+            mean_iou=float(values.mean()) if values.size else 0.0,
             aggregate_iou=self.intersection / self.union if self.union else 0.0,
-            images=len(self.values),
+            images=int(values.size),
+            median_iou=float(np.median(values)) if values.size else 0.0,
+            low_iou=float(np.percentile(values, 10)) if values.size else 0.0,
+            lowest={self.images[i]: round(float(values[i]), 4) for i in worst},
         )
+
+
+SPREAD_CLASSES = ("lips", "hair", "skin")
+"""Classes whose per-image spread and lowest images the text report shows (JSON: all)."""
+LOWEST = 5
+"""Images named per class as the lowest-scoring (``ClassScore.lowest``)."""
 
 
 class _FractionTally:
@@ -614,6 +656,7 @@ def evaluate_parsing(
             runners[name] = predict
     tallies = {m: {n: _IouTally() for n in METHOD_CLASSES[m]} for m in runners}
     occluded = {m: (_FractionTally(), _FractionTally(), _IouTally()) for m in runners}
+    by_kind = {m: {k: _FractionTally() for k in OCCLUDER_KINDS} for m in runners}
     edges = {m: _IouTally() for m in runners if "hair" in METHOD_CLASSES[m]}
     hats = {m: _FractionTally() for m in runners if "hair" in METHOD_CLASSES[m]}
     faces_found = scored = skipped = 0
@@ -642,10 +685,11 @@ def evaluate_parsing(
             tracking += time.perf_counter() - began
             faces_found += bool(faces)
             hidden = None
+            image = image_path.stem
             if occluder and faces:
-                rgb, cover = synthetic_occluder(
-                    rgb, faces[0].landmarks, occluder_seed(image_path.stem)
-                )
+                seed = occluder_seed(image)
+                rgb, cover = synthetic_occluder(rgb, faces[0].landmarks, seed)
+                kind = occluder_kind(seed)
                 hidden = _to_size(cover.astype(np.uint8) * 255, labels.shape) >= THRESHOLD
                 lips_before = np.isin(classes, _TRUTH_CLASSES["lips"])
                 classes[hidden] = CLASS_INDEX["background"]
@@ -658,18 +702,19 @@ def evaluate_parsing(
                 results[name].seconds += time.perf_counter() - began
                 predicted = {n: _to_size(masks[n], labels.shape) >= THRESHOLD for n in names}
                 for n in names:
-                    tallies[name][n].add(predicted[n], truth[n])
+                    tallies[name][n].add(predicted[n], truth[n], image)
                 if band and name in edges:
-                    edges[name].add(predicted["hair"][:band], truth["hair"][:band])
+                    edges[name].add(predicted["hair"][:band], truth["hair"][:band], image)
                 if name in hats:
                     hats[name].add(predicted["hair"], hat)
                 if hidden is not None and "lips" in predicted:
                     covered, hidden_lips, outside = occluded[name]
                     lips = predicted["lips"]
                     covered.add(lips, hidden)
+                    by_kind[name][kind].add(lips, hidden)
                     hidden_lips.add(lips, hidden & lips_before)
                     visible = ~hidden
-                    outside.add(lips & visible, lips_before & visible)
+                    outside.add(lips & visible, lips_before & visible, image)
             if progress is not None:
                 progress(done, len(pairs))
     for name in runners:
@@ -688,6 +733,8 @@ def evaluate_parsing(
                 hidden_lips_covered=hidden_lips.mean,
                 hidden_lips_covered_aggregate=hidden_lips.aggregate,
                 lips_outside=outside.score("lips"),
+                covered_by_kind={k: t.mean for k, t in by_kind[name].items() if t.values},
+                images_by_kind={k: len(t.values) for k, t in by_kind[name].items() if t.values},
             )
     return ParsingReport(
         images=scored,

@@ -477,3 +477,11 @@ def test_training_command_trains_resumes_and_replays(tmp_path, monkeypatch):
     net, checkpoint = load_checkpoint(whole / "best.pt")
     onnx_path = export_onnx(net, tmp_path / "face.onnx", {"step": str(checkpoint["step"])})
     assert onnx_path.stat().st_size > 10_000
+
+
+def test_resume_without_a_checkpoint_says_so(tmp_path):
+    from arfx.training.train import main
+
+    with pytest.raises(SystemExit, match=r"--resume: no .*last\.pt"):
+        main(["--cache", str(tmp_path), "--out", str(tmp_path / "run"), "--steps", "1",
+              "--resume"])  # fmt: skip

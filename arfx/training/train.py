@@ -471,6 +471,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--device",
+        choices=("auto", "cpu", "cuda"),
         default="auto",
         help="where the network trains: auto (a CUDA GPU when PyTorch sees one, else the "
         "CPU; default), cpu or cuda. On a GPU add --precision bf16 and more --workers: "
@@ -544,11 +545,11 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     seed_everything(args.seed)
 
+    if args.resume and not (out / "last.pt").is_file():
+        raise SystemExit(f"--resume: no {out / 'last.pt'}")
     resume = (
         torch.load(out / "last.pt", map_location="cpu", weights_only=False) if args.resume else None
     )
-    if args.resume and resume is None:
-        raise SystemExit(f"--resume: no {out / 'last.pt'}")
     config = FaceNetConfig(args.width, args.expand, args.full_res)
     if resume is not None:
         config = FaceNetConfig(**resume["config"])

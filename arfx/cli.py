@@ -111,6 +111,15 @@ def _cost_options(
             "cores are to spare, more latency on a small CPU",
         )
         parser.add_argument(
+            "--live-max-wait",
+            type=_max_wait,
+            default=0.5,
+            metavar="INTERVALS",
+            help="drop a live frame that has waited longer than this many frame intervals "
+            "for the one before it, and take the next as it arrives: less latency for a few "
+            "frames fewer; 'none' takes every waiting frame (default 0.5)",
+        )
+        parser.add_argument(
             "--live-model",
             choices=("inline", "behind", "both") if bench else ("inline", "behind"),
             default="inline",
@@ -119,6 +128,18 @@ def _cost_options(
             "latency; a moving mouth or a hand shows one model run later (default inline)"
             + ("; both: time live latency inline, then behind" if bench else ""),
         )
+
+
+def _max_wait(text: str) -> float | None:
+    if text.lower() == "none":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number or 'none': {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
 
 
 def _make_session(args: argparse.Namespace, **extra: object):
@@ -610,7 +631,10 @@ def cmd_webcam(args: argparse.Namespace) -> int:
     checked = time.monotonic()
     try:
         with _make_session(
-            args, live_overlap=args.live_overlap, live_model=args.live_model
+            args,
+            live_overlap=args.live_overlap,
+            live_model=args.live_model,
+            live_max_wait=args.live_max_wait,
         ) as session:
             # Live: a frame that arrives while an older one is still being processed
             # replaces it, so the picture stays current. Hot reload recompiles shaders
@@ -937,6 +961,7 @@ def cmd_bench_pipeline(args: argparse.Namespace) -> int:
             model_path=args.model,
             model_schedule=ModelSchedule(interval=args.model_interval),
             live_overlap=args.live_overlap,
+            live_max_wait=args.live_max_wait,
             live_model="inline" if args.live_model == "both" else args.live_model,
             encoder=args.encoder,
             decoder=args.decoder,

@@ -10,7 +10,11 @@ n is composited, frame n+1 is analysed and frame n+2 decoded.
 - *live* (``live=True``): an item arriving while the first stage is still busy replaces the
   one waiting for it; the replaced items are counted in ``dropped``. Latency stays at about
   one frame per stage instead of growing without bound when the stages are slower than the
-  camera.
+  camera. With ``max_wait`` the first stage also drops the item waiting for it when it has
+  waited longer than that fraction of the source's interval between items, and takes the
+  next one as it arrives: when the stages take a little longer than the interval, each
+  item would otherwise wait for the one before, up to a whole interval, half of one on
+  average, a latency that buys only a few more items (``Pipeline.stale``).
 
 An exception in any stage stops the whole pipeline and is raised from ``run`` as a
 ``PipelineError`` naming the stage and the item (the original exception is its cause). When
@@ -25,6 +29,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +44,7 @@ Stage = tuple[str, Callable[[Any], Any]]
 _END = object()
 _POLL = 0.05  # seconds between checks of the stop flag while waiting on a queue
 _JOIN_TIMEOUT = 10.0
+_INTERVALS = 8  # the source's recent intervals between items that max_wait is measured in
 
 
 class PipelineError(ArfxError):
@@ -68,16 +74,31 @@ class StageTimes:
 class Pipeline:
     """Runs ``stages`` on a thread each over the items of a source (see the module text)."""
 
-    def __init__(self, stages: Sequence[Stage], *, queue_size: int = 2, live: bool = False) -> None:
+    def __init__(
+        self,
+        stages: Sequence[Stage],
+        *,
+        queue_size: int = 2,
+        live: bool = False,
+        max_wait: float | None = None,
+    ) -> None:
         if not stages:
             raise ValueError("a pipeline needs at least one stage")
         if queue_size < 1:
             raise ValueError(f"queue_size must be at least 1, got {queue_size}")
+        if max_wait is not None and not 0 <= max_wait < float("inf"):
+            raise ValueError(f"max_wait must be None or a number >= 0, got {max_wait!r}")
         self.stages = list(stages)
         self.queue_size = 1 if live else queue_size
         self.live = live
+        self.max_wait = max_wait if live else None
+        """Live: the most an item may wait for the first stage, in the source's intervals
+        between items (their median over the last few), before it is dropped for the next."""
         self.dropped = 0
-        """Items a live pipeline dropped because a newer one arrived first."""
+        """Items a live pipeline dropped: a newer one arrived first, or it waited too long."""
+        self.stale = 0
+        """Of ``dropped``, those dropped for having waited longer than ``max_wait``."""
+        self._arrivals: deque[float] = deque(maxlen=_INTERVALS + 1)
         self.times = [StageTimes("source"), *(StageTimes(name) for name, _ in stages)]
         self._stop = threading.Event()
         self._error: PipelineError | None = None
@@ -131,9 +152,11 @@ class Pipeline:
                     item = next(iterator)
                 except StopIteration:
                     break
-                self.times[0].seconds.append(time.perf_counter() - start)
+                arrived = time.perf_counter()
+                self.times[0].seconds.append(arrived - start)
                 if self.live:
-                    self._put_latest(out, (index, item))
+                    self._arrivals.append(arrived)
+                    self._put_latest(out, (index, item, arrived))
                 else:
                     self._put(out, (index, item))
                 index += 1
@@ -156,7 +179,12 @@ class Pipeline:
                 entry = self._get(inbox)
                 if entry is _END:
                     break
-                index, item = entry
+                if position == 0 and self.live:
+                    index, item, arrived = entry
+                    if self._too_old(arrived):
+                        continue
+                else:
+                    index, item = entry
                 start = time.perf_counter()
                 result = function(item)
                 self.times[position + 1].seconds.append(time.perf_counter() - start)
@@ -166,6 +194,22 @@ class Pipeline:
             self._fail(name, index, exc)
         finally:
             self._put(outbox, _END, force=True)
+
+    def _too_old(self, arrived: float) -> bool:
+        """Whether a live item that arrived at ``arrived`` has waited longer than
+        ``max_wait`` intervals of the source (then it is counted as dropped)."""
+        if self.max_wait is None:
+            return False
+        times = list(self._arrivals)
+        if len(times) < 3:
+            return False  # no interval to measure against yet
+        interval = float(np.median(np.diff(times)))
+        if time.perf_counter() - arrived <= self.max_wait * interval:
+            return False
+        with self._lock:
+            self.dropped += 1
+            self.stale += 1
+        return True
 
     def _fail(self, stage: str, index: int, exc: BaseException, *, stop: bool = True) -> None:
         with self._lock:

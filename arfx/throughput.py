@@ -160,6 +160,8 @@ class PipelineReport:
     live: dict[str, float] = field(default_factory=dict)
     live_model: str = "inline"
     """Where ``live``'s face model ran (``SessionOptions.live_model``)."""
+    live_max_wait: float | None = None
+    """``SessionOptions.live_max_wait`` of the live runs (frame intervals; None: no limit)."""
     live_behind: dict[str, float] = field(default_factory=dict)
     """With ``live_behind``: the live run again right after, the model behind the stream."""
     memory: dict[str, float] = field(default_factory=dict)
@@ -374,6 +376,7 @@ def bench_pipeline(
             say("live")
             report.live = live_latency(video, effects, live_frames, **common)
             report.live_model = options.live_model
+            report.live_max_wait = options.live_max_wait
             if live_behind:
                 say("live, the model behind the stream")
                 behind = {**common, "options": replace(options, live_model="behind")}
@@ -385,6 +388,10 @@ def bench_pipeline(
             )
         report.memory["peak_mb"] = peak_mb()
     return report
+
+
+def _intervals(max_wait: float | None) -> str:
+    return "none" if max_wait is None else f"{max_wait:g} frame intervals"
 
 
 def pipeline_table(report: PipelineReport) -> str:
@@ -436,7 +443,8 @@ def pipeline_table(report: PipelineReport) -> str:
         if live:
             lines.append(
                 f"{label:<21} median {live['median_ms']:.0f} ms, p95 {live['p95_ms']:.0f} ms "
-                f"({live['delivered']:.0f} delivered, {live['dropped']:.0f} dropped)"
+                f"({live['delivered']:.0f} delivered, {live['dropped']:.0f} dropped; "
+                f"max wait {_intervals(report.live_max_wait)})"
             )
     memory = report.memory
     growth = [key for key in memory if key.startswith("rss_mb_at_")]

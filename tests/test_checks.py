@@ -35,6 +35,9 @@ def test_integers_in_range_pass_and_everything_else_names_the_knob():
         ("trim_interval", True),
         ("trim_interval", -1.0),
         ("trim_interval", math.inf),
+        ("live_max_wait", -0.5),
+        ("live_max_wait", True),
+        ("live_max_wait", "0.5"),
     ],
 )
 def test_session_options_refuse_what_is_not_a_count_or_a_duration(knob, value):

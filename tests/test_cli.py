@@ -70,6 +70,9 @@ def test_render_errors_are_one_clear_line(tmp_path: Path, image_path) -> None:
     assert result.returncode == 2 and "--model-interval" in result.stderr
     result = run_cli("render", "a.mp4", "b.mp4", "--max-hands", "5")
     assert result.returncode == 2 and "--max-hands" in result.stderr
+    for wait in ("-1", "soon"):
+        result = run_cli("webcam", "--no-preview", "--record", "x.mp4", "--live-max-wait", wait)
+        assert result.returncode == 2 and "--live-max-wait" in result.stderr
 
 
 def test_render_partial_exit_code(tmp_path: Path, video_path) -> None:
@@ -196,6 +199,8 @@ def test_webcam_command_records_without_a_window(tmp_path: Path, video_path) -> 
         "--frames",
         "20",
         "--live-overlap",
+        "--live-max-wait",
+        "none",
     )
     assert result.returncode == EXIT_OK, result.stderr
     assert "20 frames" in result.stderr

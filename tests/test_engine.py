@@ -73,6 +73,49 @@ def test_live_drops_stale_items_and_counts_them() -> None:
     assert len(out) + pipeline.dropped == 60
 
 
+def test_live_max_wait_drops_items_that_waited_too_long() -> None:
+    """A camera every 20 ms into a 60 ms stage: an item waits up to 20 ms for it. With
+    ``max_wait`` 0.25 (5 ms) most of those are dropped as stale and the next one is taken
+    as it arrives; without it none is. Nothing is lost from the count either way."""
+
+    def camera():
+        for i in range(40):
+            time.sleep(0.02)
+            yield i
+
+    def slow(x: int) -> int:
+        time.sleep(0.06)
+        return x
+
+    plain = Pipeline([("analyse", slow)], live=True)
+    kept = list(plain.run(camera()))
+    assert plain.stale == 0 and len(kept) + plain.dropped == 40
+
+    strict = Pipeline([("analyse", slow)], live=True, max_wait=0.25)
+    out = list(strict.run(camera()))
+    assert out == sorted(out)
+    assert strict.stale > 0 and strict.stale <= strict.dropped
+    assert len(out) + strict.dropped == 40
+    assert not _arfx_threads()
+    with pytest.raises(ValueError, match="max_wait"):
+        Pipeline([("a", slow)], live=True, max_wait=-1.0)
+
+
+def test_an_item_is_stale_past_max_wait_source_intervals() -> None:
+    """The rule itself: an item's age against max_wait times the median interval between
+    the source's recent items; no verdict before three have arrived."""
+    pipeline = Pipeline([("a", lambda x: x)], live=True, max_wait=0.5)
+    now = time.perf_counter()
+    pipeline._arrivals.extend([now - 0.2, now - 0.1])
+    assert not pipeline._too_old(now - 1.0)  # two arrivals: no interval yet
+    pipeline._arrivals.append(now)  # intervals of 0.1 s: stale after 0.05 s
+    assert not pipeline._too_old(time.perf_counter() - 0.03)
+    assert pipeline._too_old(time.perf_counter() - 0.08)
+    assert (pipeline.dropped, pipeline.stale) == (1, 1)
+    offline = Pipeline([("a", lambda x: x)], max_wait=0.5)  # only live pipelines drop
+    assert offline.max_wait is None
+
+
 def test_a_failing_stage_names_itself_and_the_item() -> None:
     def fail_on_7(x: int) -> int:
         if x == 7:

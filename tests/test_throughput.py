@@ -45,6 +45,7 @@ def test_bench_pipeline_command(tmp_path: Path, video_path, capsys) -> None:
             "--memory-frames", "30", "--memory-warmup", "10", "--json", str(out),
             "--max-faces", "1", "--max-hands", "1", "--model-interval", "2",
             "--encoder", "libx264", "--decoder", "software", "--live-model", "both",
+            "--live-max-wait", "0.75",
         ]
     )  # fmt: skip
     assert code == 0
@@ -67,7 +68,8 @@ def test_bench_pipeline_command(tmp_path: Path, video_path, capsys) -> None:
     assert table[at + 1].startswith("  lipstick ")
     assert report["plain_fps"] > 0 and report["render_fps"] > 0 and report["ratio"] > 0
     assert report["live"]["delivered"] + report["live"]["dropped"] == 20
-    assert report["live_model"] == "inline"
+    assert report["live_model"] == "inline" and report["live_max_wait"] == 0.75
+    assert printed.count("dropped; max wait 0.75 frame intervals)") == 2
     assert report["live_behind"]["delivered"] + report["live_behind"]["dropped"] == 20
     assert (report["model_interval"], report["max_faces"], report["max_hands"]) == (2, 1, 1)
     assert (report["encoder"], report["decoder"]) == ("libx264", "software")

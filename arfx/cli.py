@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .checks import is_number
 from .nativelogs import quiet_native_logs
 
 if TYPE_CHECKING:
@@ -137,7 +138,7 @@ def _max_wait(text: str) -> float | None:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number or 'none': {text!r}") from None
-    if not 0 <= value < float("inf"):
+    if not is_number(value) or value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return value
 

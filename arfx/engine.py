@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from .checks import is_number
 from .errors import ArfxError
 
 Stage = tuple[str, Callable[[Any], Any]]
@@ -86,7 +87,7 @@ class Pipeline:
             raise ValueError("a pipeline needs at least one stage")
         if queue_size < 1:
             raise ValueError(f"queue_size must be at least 1, got {queue_size}")
-        if max_wait is not None and not 0 <= max_wait < float("inf"):
+        if max_wait is not None and (not is_number(max_wait) or max_wait < 0):
             raise ValueError(f"max_wait must be None or a number >= 0, got {max_wait!r}")
         self.stages = list(stages)
         self.queue_size = 1 if live else queue_size
@@ -155,7 +156,8 @@ class Pipeline:
                 arrived = time.perf_counter()
                 self.times[0].seconds.append(arrived - start)
                 if self.live:
-                    self._arrivals.append(arrived)
+                    with self._lock:  # read by the first stage's thread (_too_old)
+                        self._arrivals.append(arrived)
                     self._put_latest(out, (index, item, arrived))
                 else:
                     self._put(out, (index, item))
@@ -200,7 +202,8 @@ class Pipeline:
         ``max_wait`` intervals of the source (then it is counted as dropped)."""
         if self.max_wait is None:
             return False
-        times = list(self._arrivals)
+        with self._lock:
+            times = list(self._arrivals)
         if len(times) < 3:
             return False  # no interval to measure against yet
         interval = float(np.median(np.diff(times)))
